@@ -1,0 +1,1 @@
+"""The ledger HTTP service (FastAPI) and its storage."""

@@ -1,0 +1,1 @@
+"""The ``ledger`` command: the service, the signatory CLI and the mirror."""
