@@ -26,9 +26,7 @@ def parse_uint(s: str, *, field: str, max_value: int = MAX_UINT63) -> int:
         raise FormatError("not a canonical decimal number", field=field, found=s)
     value = int(s)
     if value > max_value:
-        raise FormatError(
-            f"number too large (at most {max_value})", field=field, found=s
-        )
+        raise FormatError(f"number too large (at most {max_value})", field=field, found=s)
     return value
 
 
