@@ -1,0 +1,753 @@
+"""Signed records: what signatories submit to the log (docs/spec.md, "Records").
+
+A record is UTF-8 text made of lines ending in ``\\n``: a *body*, one empty line,
+then one ``sig <public key> <signature>`` line per signature. The body starts with
+the header ``endorsement-ledger/v1 <type>`` and goes on with ``key value`` lines in
+a fixed order per type. The withdrawal of the spec's example log:
+
+>>> body = Withdrawal(
+...     log="ledger.example.org/paris-call",
+...     signed_at=1767240000,
+...     signatory=bytes.fromhex("1b4262fa20c384c9882264c6d19c93a7ae054f058035fb2e0ee47882e35d2586"),
+...     statement=bytes.fromhex("250955a4fe095a3f874b14596c4b86b5824a486e71a6e8a0d6ca2176fdd18b3d"),
+... )
+>>> print(encode_body(body).decode(), end="")
+endorsement-ledger/v1 withdraw
+log ledger.example.org/paris-call
+signed_at 1767240000
+signatory 1b4262fa20c384c9882264c6d19c93a7ae054f058035fb2e0ee47882e35d2586
+statement 250955a4fe095a3f874b14596c4b86b5824a486e71a6e8a0d6ca2176fdd18b3d
+>>> record_id(encode_body(body)).hex()
+'392bc937642fa90359a978b04ba212fa579dca9054a9d7ba478447ca6d74d2c6'
+>>> parse_body(encode_body(body)) == body
+True
+
+Every signature signs the body bytes exactly, header through the last ``\\n``. The
+*record id* is SHA-256 of the body, so resubmitting one signed body always has one
+id, whatever the signature bytes.
+
+Parsing is strict and round-trips: every value has one spelling, keys come in the
+spec's order, and the parsed record re-encodes to the input bytes or the input is
+rejected with a :class:`~ledger.errors.FormatError` naming the ``field``.
+:func:`verify_signatures` checks the signatures and the key requirements that need
+no log state; the rules that need the log's state live in :mod:`ledger.rules`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
+
+from ledger import ed25519
+from ledger.encoding import b64decode_strict, b64encode, parse_hex32, parse_uint
+from ledger.errors import FormatError, SignatureError, TooLargeError
+
+#: The format version every record header (and entry header) starts with.
+VERSION = "endorsement-ledger/v1"
+
+#: Largest log entry: entry bundles prefix each entry with a uint16 length (tlog-tiles).
+MAX_ENTRY_SIZE = 65535
+#: Largest entry header: ``index`` and ``time`` of 19 digits each (up to 2**63 - 1).
+MAX_ENTRY_HEADER_SIZE = len(
+    f"{VERSION} entry\nindex {2**63 - 1}\nprev {'0' * 64}\ntime {2**63 - 1}\n\n"
+)
+#: Largest record: its entry fits in MAX_ENTRY_SIZE whatever its index and time, so a
+#: submission can be judged before it is sequenced.
+MAX_RECORD_SIZE = MAX_ENTRY_SIZE - MAX_ENTRY_HEADER_SIZE
+
+MAX_AUTHORS = 16
+MAX_NAME = 200
+MAX_TITLE = 200
+MAX_COMMENT = 1000
+MAX_REASON = 1000
+
+_CONTROL = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_LOG = re.compile(r"[\x21-\x2a\x2c-\x7e]{1,255}")  # printable ASCII but space and '+'
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_ASCII_TEXT = re.compile(r"[\t\n\x20-\x7e]*")
+_BAD_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")  # every control byte but \n
+
+
+class Kind(enum.StrEnum):
+    """What kind of signatory a registration declares (counted apart in the tallies)."""
+
+    STATE = "state"
+    COMPANY = "company"
+    CIVIL_SOCIETY = "civil-society"
+    INDIVIDUAL = "individual"
+    OTHER = "other"
+
+
+# --- bodies -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """``register``: a new signatory, identified from now on by SHA-256 of ``key``."""
+
+    TYPE: ClassVar[str] = "register"
+    log: str
+    signed_at: int
+    key: bytes
+    name: str
+    kind: Kind
+    country: str | None = None
+    domain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """``statement``: a text to endorse, signed by each of its 1 to 16 authors."""
+
+    TYPE: ClassVar[str] = "statement"
+    log: str
+    signed_at: int
+    title: str
+    authors: tuple[bytes, ...]
+    text: str
+
+    def __post_init__(self) -> None:
+        # Accept any sequence of ids but compare (and hash) as a tuple.
+        object.__setattr__(self, "authors", tuple(self.authors))
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsement:
+    """``endorse``: a signatory endorses a statement already in the log."""
+
+    TYPE: ClassVar[str] = "endorse"
+    log: str
+    signed_at: int
+    signatory: bytes
+    statement: bytes
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """``withdraw``: a signatory withdraws its active endorsement of a statement."""
+
+    TYPE: ClassVar[str] = "withdraw"
+    log: str
+    signed_at: int
+    signatory: bytes
+    statement: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """``rotate``: a signatory replaces its current key by ``new_key``."""
+
+    TYPE: ClassVar[str] = "rotate"
+    log: str
+    signed_at: int
+    signatory: bytes
+    new_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """``revoke``: ``key`` of a signatory is declared compromised."""
+
+    TYPE: ClassVar[str] = "revoke"
+    log: str
+    signed_at: int
+    signatory: bytes
+    key: bytes
+    reason: str | None = None
+
+
+Body: TypeAlias = Registration | Statement | Endorsement | Withdrawal | Rotation | Revocation
+BODY_TYPES: tuple[type[Body], ...] = (
+    Registration,
+    Statement,
+    Endorsement,
+    Withdrawal,
+    Rotation,
+    Revocation,
+)
+_BY_TYPE: dict[str, type[Body]] = {cls.TYPE: cls for cls in BODY_TYPES}
+
+
+# --- value codecs -------------------------------------------------------------------
+
+
+def _check_text(s: str, *, field: str, max_bytes: int) -> str:
+    """A one-line human text: non-empty NFC, no control characters, no outer spaces."""
+    if not s:
+        raise FormatError("empty text", field=field)
+    size = len(s.encode("utf-8"))
+    if size > max_bytes:
+        raise TooLargeError(
+            f"text longer than {max_bytes} bytes", field=field, expected=max_bytes, found=size
+        )
+    if not (s.isascii() and _PRINTABLE_ASCII.fullmatch(s)):
+        for ch in s:
+            if unicodedata.category(ch) in _CONTROL:
+                raise FormatError(
+                    "control or format character in text", field=field, found=f"U+{ord(ch):04X}"
+                )
+        if not unicodedata.is_normalized("NFC", s):
+            raise FormatError("text is not in Unicode NFC", field=field)
+    if unicodedata.category(s[0]) == "Zs" or unicodedata.category(s[-1]) == "Zs":
+        raise FormatError("text begins or ends with a space", field=field)
+    return s
+
+
+def _check_long_text(s: str, *, field: str) -> str:
+    """Statement text: non-empty NFC; its only control characters are \\n and \\t."""
+    if not s:
+        raise FormatError("empty text", field=field)
+    if s.isascii() and _ASCII_TEXT.fullmatch(s):
+        return s
+    for ch in s:
+        if ch not in "\n\t" and unicodedata.category(ch) in _CONTROL:
+            raise FormatError(
+                "control or format character in text", field=field, found=f"U+{ord(ch):04X}"
+            )
+    if not unicodedata.is_normalized("NFC", s):
+        raise FormatError("text is not in Unicode NFC", field=field)
+    return s
+
+
+def _parse_statement_text(s: str, field: str) -> str:
+    raw = b64decode_strict(s, field=field)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError("text is not valid UTF-8", field=field) from None
+    return _check_long_text(text, field=field)
+
+
+def _format_statement_text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("text must be str")
+    return b64encode(v.encode("utf-8"))
+
+
+def _parse_log(s: str, field: str) -> str:
+    if _LOG.fullmatch(s) is None:
+        raise FormatError(
+            "log origin must be 1 to 255 printable ASCII characters, no space or '+'",
+            field=field,
+            found=s[:300],
+        )
+    return s
+
+
+def _parse_key(s: str, field: str) -> bytes:
+    return b64decode_strict(s, field=field, length=32)
+
+
+def _format_key(v: Any) -> str:
+    if not isinstance(v, bytes):
+        raise TypeError("key must be bytes")
+    return b64encode(v)
+
+
+def _format_hex(v: Any) -> str:
+    if not isinstance(v, bytes):
+        raise TypeError("id must be bytes")
+    return v.hex()
+
+
+def _parse_kind(s: str, field: str) -> Kind:
+    try:
+        return Kind(s)
+    except ValueError:
+        raise FormatError(
+            "unknown signatory kind", field=field, expected=[k.value for k in Kind], found=s
+        ) from None
+
+
+def _parse_country(s: str, field: str) -> str:
+    if _COUNTRY.fullmatch(s) is None:
+        raise FormatError("country must be two uppercase ASCII letters", field=field, found=s)
+    return s
+
+
+def _parse_domain(s: str, field: str) -> str:
+    labels = s.split(".")
+    if len(s) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise FormatError(
+            "domain must be a lowercase LDH DNS name of at least two labels, no final dot",
+            field=field,
+            found=s[:300],
+        )
+    return s
+
+
+def _format_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("value must be str")
+    return v
+
+
+def _format_uint(v: Any) -> str:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError("value must be int")
+    return str(v)
+
+
+def _text(max_bytes: int) -> Callable[[str, str], str]:
+    return lambda s, field: _check_text(s, field=field, max_bytes=max_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    key: str  # the key as written in the record
+    attr: str  # the dataclass attribute
+    parse: Callable[[str, str], Any]  # (value, field name) -> value; raises FormatError
+    format: Callable[[Any], str]
+    optional: bool = False
+    repeated: bool = False  # 1..MAX_AUTHORS distinct lines (only ``author``)
+
+
+def _f(key: str, parse: Callable[[str, str], Any], fmt: Callable[[Any], str], **kw: Any) -> _Field:
+    return _Field(key, kw.pop("attr", key), parse, fmt, **kw)
+
+
+_COMMON = (
+    _f("log", _parse_log, _format_str),
+    _f("signed_at", lambda s, f: parse_uint(s, field=f), _format_uint),
+)
+_SIGNATORY = _f("signatory", lambda s, f: parse_hex32(s, field=f), _format_hex)
+_STATEMENT_ID = _f("statement", lambda s, f: parse_hex32(s, field=f), _format_hex)
+
+_FIELDS: dict[str, tuple[_Field, ...]] = {
+    "register": (
+        *_COMMON,
+        _f("key", _parse_key, _format_key),
+        _f("name", _text(MAX_NAME), _format_str),
+        _f("kind", _parse_kind, _format_str),
+        _f("country", _parse_country, _format_str, optional=True),
+        _f("domain", _parse_domain, _format_str, optional=True),
+    ),
+    "statement": (
+        *_COMMON,
+        _f("title", _text(MAX_TITLE), _format_str),
+        _f(
+            "author",
+            lambda s, f: parse_hex32(s, field=f),
+            _format_hex,
+            attr="authors",
+            repeated=True,
+        ),
+        _f("text", _parse_statement_text, _format_statement_text),
+    ),
+    "endorse": (
+        *_COMMON,
+        _SIGNATORY,
+        _STATEMENT_ID,
+        _f("comment", _text(MAX_COMMENT), _format_str, optional=True),
+    ),
+    "withdraw": (*_COMMON, _SIGNATORY, _STATEMENT_ID),
+    "rotate": (*_COMMON, _SIGNATORY, _f("new_key", _parse_key, _format_key)),
+    "revoke": (
+        *_COMMON,
+        _SIGNATORY,
+        _f("key", _parse_key, _format_key),
+        _f("reason", _text(MAX_REASON), _format_str, optional=True),
+    ),
+}
+
+
+# --- body encoding and parsing --------------------------------------------------------
+
+
+def _format_body(body: Body) -> bytes:
+    """Write the body's lines without validating them (see encode_body)."""
+    lines = [f"{VERSION} {body.TYPE}"]
+    for spec in _FIELDS[body.TYPE]:
+        value = getattr(body, spec.attr)
+        if spec.repeated:
+            lines.extend(f"{spec.key} {spec.format(v)}" for v in value)
+        elif value is not None or not spec.optional:
+            lines.append(f"{spec.key} {spec.format(value)}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def encode_body(body: Body) -> bytes:
+    """The canonical bytes of ``body``; raise FormatError if any field is invalid."""
+    if not isinstance(body, BODY_TYPES):
+        raise FormatError("not a record body", field="header", found=type(body).__name__)
+    try:
+        data = _format_body(body)
+    except (TypeError, ValueError, AttributeError, UnicodeError) as e:
+        raise FormatError(f"field has the wrong type: {e}", field="body") from None
+    parsed = parse_body(data)  # validates every value and the size
+    if parsed != body:
+        for f in dataclasses.fields(body):
+            if getattr(parsed, f.name) != getattr(body, f.name):
+                raise FormatError(
+                    "value does not survive encoding (wrong type or non-canonical)",
+                    field=f.name,
+                    expected=getattr(parsed, f.name),
+                    found=getattr(body, f.name),
+                )
+    return data
+
+
+def _check_bytes(data: bytes, what: str) -> str:
+    """Common checks of a record or body: size, UTF-8, control bytes, final newline."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise FormatError(f"{what} must be bytes", field=what)
+    if len(data) > MAX_RECORD_SIZE:
+        raise TooLargeError(
+            f"{what} larger than {MAX_RECORD_SIZE} bytes: its entry would not fit",
+            code="entry_too_large",
+            field=what,
+            expected=MAX_RECORD_SIZE,
+            found=len(data),
+        )
+    data = bytes(data)
+    bad = _BAD_BYTES.search(data)
+    if bad is not None:
+        what_char = "CR character" if bad.group() == b"\r" else "control character"
+        raise FormatError(f"{what_char} at byte {bad.start()}", field=what, found=bad.group())
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"not valid UTF-8 at byte {e.start}", field=what) from None
+    if not text.endswith("\n"):
+        raise FormatError("missing final newline", field=what)
+    return text
+
+
+def _diagnose(
+    key: str, type_: str, seen: set[str], expected: str | None, later: list[str]
+) -> FormatError:
+    """Name what is wrong with a line whose key is not the one expected there."""
+    known = {spec.key for spec in _FIELDS[type_]}
+    if key not in known:
+        return FormatError(f"unknown key in a {type_!r} record", field=key, expected=expected)
+    if key in seen:
+        return FormatError("repeated key", field=key)
+    if expected is not None and expected not in later:
+        return FormatError(f"missing key {expected!r}", field=expected, found=key)
+    return FormatError("key out of order", field=key, expected=expected, found=key)
+
+
+def parse_body(data: bytes) -> Body:
+    """Parse the canonical bytes of a record body (header through last newline)."""
+    text = _check_bytes(data, "body")
+    lines = text[:-1].split("\n")
+    header = lines[0]
+    version, _, type_ = header.partition(" ")
+    if version != VERSION:
+        raise FormatError(
+            "unknown format or version", field="header", expected=VERSION, found=header[:100]
+        )
+    if type_ not in _FIELDS:
+        raise FormatError(
+            "unknown record type", field="header", expected=sorted(_FIELDS), found=type_[:100]
+        )
+    values: dict[str, Any] = {}
+    seen: set[str] = set()
+    pos = 1
+
+    def key_at(i: int) -> tuple[str, str]:
+        line = lines[i]
+        key, sep, value = line.partition(" ")
+        if not sep:
+            raise FormatError("line is not 'key value'", field=key[:50] or "body", found=line[:100])
+        return key, value
+
+    for spec in _FIELDS[type_]:
+        if spec.repeated:
+            items: list[Any] = []
+            while pos < len(lines):
+                key, value = key_at(pos)
+                if key != spec.key:
+                    break
+                item = spec.parse(value, spec.key)
+                if item in items:
+                    raise FormatError(f"duplicated {spec.key}", field=spec.key, found=value)
+                items.append(item)
+                pos += 1
+            if not items:
+                raise FormatError(f"at least one {spec.key} is required", field=spec.key)
+            if len(items) > MAX_AUTHORS:
+                raise FormatError(
+                    f"more than {MAX_AUTHORS} {spec.key} lines",
+                    field=spec.key,
+                    expected=MAX_AUTHORS,
+                    found=len(items),
+                )
+            values[spec.attr] = tuple(items)
+        else:
+            key, value = key_at(pos) if pos < len(lines) else ("", "")
+            if key == spec.key:
+                values[spec.attr] = spec.parse(value, spec.key)
+                pos += 1
+            elif spec.optional:
+                values[spec.attr] = None
+                continue
+            elif pos >= len(lines):
+                raise FormatError(f"missing key {spec.key!r}", field=spec.key)
+            else:
+                later = [line.partition(" ")[0] for line in lines[pos + 1 :]]
+                raise _diagnose(key, type_, seen, spec.key, later)
+        seen.add(spec.key)
+    if pos < len(lines):
+        key, _ = key_at(pos)
+        if not key:
+            raise FormatError("empty line in body", field="body")
+        raise _diagnose(key, type_, seen, None, [])
+    body = _BY_TYPE[type_](**values)
+    if _format_body(body) != data:  # cannot happen if the parser is strict: belt and braces
+        raise FormatError("body is not in canonical form", field="body")
+    return body
+
+
+# --- signed records -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSignature:
+    """One ``sig`` line: a raw Ed25519 public key and a signature over the body."""
+
+    public_key: bytes
+    signature: bytes
+
+    def encode(self) -> bytes:
+        return f"sig {b64encode(self.public_key)} {b64encode(self.signature)}\n".encode("ascii")
+
+
+def required_signatures(body: Body) -> int:
+    """How many signatures a complete record of ``body`` carries (docs/spec.md)."""
+    if isinstance(body, Statement):
+        return len(body.authors)
+    if isinstance(body, Rotation):
+        return 2
+    return 1
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRecord:
+    """A body with its exact bytes and its signatures (complete or, as a draft, not).
+
+    Make one with :func:`parse_record`, :func:`sign_record` or :func:`add_signature`
+    (or from ``encode_body(body)``), so that ``body_bytes`` is the canonical body.
+    """
+
+    body: Body
+    body_bytes: bytes
+    signatures: tuple[RecordSignature, ...] = ()
+    record_id: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signatures", tuple(self.signatures))
+        object.__setattr__(self, "record_id", hashlib.sha256(self.body_bytes).digest())
+
+    @property
+    def required_signatures(self) -> int:
+        return required_signatures(self.body)
+
+    @property
+    def is_draft(self) -> bool:
+        return len(self.signatures) < self.required_signatures
+
+    def encode(self) -> bytes:
+        """Body, empty line, signature lines (a draft without signatures ends at the empty line)."""
+        return b"".join([self.body_bytes, b"\n", *(s.encode() for s in self.signatures)])
+
+
+def record_id(body_bytes: bytes) -> bytes:
+    """SHA-256 of the body bytes: the record's id (a statement's id is its record id)."""
+    return hashlib.sha256(body_bytes).digest()
+
+
+def signatory_id(public_key: bytes) -> bytes:
+    """A signatory's id: SHA-256 of the raw key it registered with (kept across rotations)."""
+    if len(public_key) != 32:
+        raise FormatError(
+            "Ed25519 public key must be 32 bytes", field="key", expected=32, found=len(public_key)
+        )
+    return ed25519.key_hash(public_key)
+
+
+def _parse_sig_line(line: str) -> RecordSignature:
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[0] != "sig":
+        raise FormatError(
+            "signature line must be 'sig <base64 key> <base64 signature>'",
+            field="sig",
+            found=line[:200],
+        )
+    return RecordSignature(
+        b64decode_strict(parts[1], field="sig", length=32),
+        b64decode_strict(parts[2], field="sig", length=64),
+    )
+
+
+def parse_record(data: bytes, *, allow_draft: bool = False) -> SignedRecord:
+    """Parse a record: body, empty line, signature lines.
+
+    By default the record must carry exactly the required number of signatures;
+    with ``allow_draft`` it may carry fewer (0 included). More is always an error.
+    Signatures are parsed, not verified: see :func:`verify_signatures`.
+    """
+    _check_bytes(data, "record")
+    data = bytes(data)
+    split = data.find(b"\n\n")
+    if split < 0:
+        raise FormatError("no empty line between body and signatures", field="record")
+    body_bytes = data[: split + 1]
+    body = parse_body(body_bytes)
+    sig_text = data[split + 2 :].decode("utf-8")
+    sig_lines = sig_text[:-1].split("\n") if sig_text else []
+    signatures = tuple(_parse_sig_line(line) for line in sig_lines)
+    record = SignedRecord(body, body_bytes, signatures)
+    _check_count(record, allow_draft=allow_draft)
+    if record.encode() != data:  # cannot happen if the parser is strict: belt and braces
+        raise FormatError("record is not in canonical form", field="record")
+    return record
+
+
+def _check_count(record: SignedRecord, *, allow_draft: bool) -> None:
+    n, required = len(record.signatures), record.required_signatures
+    if n > required:
+        raise FormatError(
+            f"too many signatures for a record of type {record.body.TYPE!r}",
+            field="sig",
+            expected=required,
+            found=n,
+        )
+    if n < required and not allow_draft:
+        raise FormatError(
+            f"missing signature: a record of type {record.body.TYPE!r} needs {required}",
+            code="missing_signature",
+            field="sig",
+            expected=required,
+            found=n,
+        )
+
+
+def add_signature(record: SignedRecord, public_key: bytes, signature: bytes) -> SignedRecord:
+    """Append one signature line to a draft (structure only; nothing is verified)."""
+    sig = RecordSignature(bytes(public_key), bytes(signature))
+    if len(sig.public_key) != 32 or len(sig.signature) != 64:
+        raise FormatError(
+            "Ed25519 keys are 32 bytes and signatures 64",
+            field="sig",
+            expected=(32, 64),
+            found=(len(sig.public_key), len(sig.signature)),
+        )
+    if not record.is_draft:
+        raise FormatError(
+            f"record already has its {record.required_signatures} signature(s)", field="sig"
+        )
+    new = SignedRecord(record.body, record.body_bytes, (*record.signatures, sig))
+    if len(new.encode()) > MAX_RECORD_SIZE:
+        raise TooLargeError(
+            f"record larger than {MAX_RECORD_SIZE} bytes: its entry would not fit",
+            code="entry_too_large",
+            field="record",
+            expected=MAX_RECORD_SIZE,
+            found=len(new.encode()),
+        )
+    return new
+
+
+def sign_record(
+    body_or_record: Body | SignedRecord,
+    sign: Callable[[bytes], bytes],
+    public_key: bytes,
+) -> SignedRecord:
+    """Sign the body with ``sign`` (a private key's sign method) and append the signature.
+
+    The new signature is verified at once, so a ``sign``/``public_key`` mismatch
+    raises SignatureError here rather than at submission.
+    """
+    if isinstance(body_or_record, SignedRecord):
+        record = body_or_record
+    else:
+        record = SignedRecord(body_or_record, encode_body(body_or_record))
+    signature = sign(record.body_bytes)
+    ed25519.verify(public_key, signature, record.body_bytes)
+    return add_signature(record, public_key, signature)
+
+
+def verify_signatures(record: SignedRecord) -> None:
+    """Check a complete record's signatures and the key rules that need no log state.
+
+    Raises SignatureError unless: the record has exactly its required signatures;
+    the signing keys are distinct; a registration is signed by its ``key``; the
+    second signature of a rotation is by ``new_key``; and every signature is valid
+    under the Ed25519 acceptance rule (``ledger.ed25519.verify``) over the body.
+    Who may sign (current keys, authors) is checked by ``ledger.rules``.
+    """
+    sigs, required = record.signatures, record.required_signatures
+    if len(sigs) != required:
+        raise SignatureError(
+            f"a record of type {record.body.TYPE!r} needs {required} signature(s)"
+            + (" (this is a draft)" if len(sigs) < required else ""),
+            code="missing_signature" if len(sigs) < required else "extra_signature",
+            field="sig",
+            expected=required,
+            found=len(sigs),
+        )
+    keys = [s.public_key for s in sigs]
+    if len(set(keys)) != len(keys):
+        raise SignatureError("one key signs the record twice", field="sig")
+    body = record.body
+    if isinstance(body, Registration) and keys[0] != body.key:
+        raise SignatureError(
+            "a registration must be signed by the key it registers",
+            code="wrong_signer",
+            field="sig",
+            expected=body.key,
+            found=keys[0],
+        )
+    if isinstance(body, Rotation) and keys[1] != body.new_key:
+        raise SignatureError(
+            "the second signature of a rotation must be by the new key",
+            code="wrong_signer",
+            field="sig",
+            expected=body.new_key,
+            found=keys[1],
+        )
+    for sig in sigs:
+        ed25519.verify(sig.public_key, sig.signature, record.body_bytes)
+
+
+__all__ = [
+    "BODY_TYPES",
+    "MAX_AUTHORS",
+    "MAX_COMMENT",
+    "MAX_ENTRY_HEADER_SIZE",
+    "MAX_ENTRY_SIZE",
+    "MAX_NAME",
+    "MAX_REASON",
+    "MAX_RECORD_SIZE",
+    "MAX_TITLE",
+    "VERSION",
+    "Body",
+    "Endorsement",
+    "Kind",
+    "RecordSignature",
+    "Registration",
+    "Revocation",
+    "Rotation",
+    "SignedRecord",
+    "Statement",
+    "Withdrawal",
+    "add_signature",
+    "encode_body",
+    "parse_body",
+    "parse_record",
+    "record_id",
+    "required_signatures",
+    "sign_record",
+    "signatory_id",
+    "verify_signatures",
+]

@@ -1,0 +1,353 @@
+"""The state of a log replayed in memory, and the tallies it publishes.
+
+:class:`MemoryState` is the :class:`ledger.rules.StateView` the verifier replays a
+log into: it applies each entry's :class:`ledger.rules.Effect` in log order and
+keeps what the rules and the tallies need (docs/spec.md, "Semantic rules" and
+"Tallies"). Memory grows with the number of signatories, statements and
+(signatory, statement) pairs, not with the number of entries; pairs are kept as
+small integers so that a million endorsements fit in well under 200 MB.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.ed25519 import key_hash
+from ledger.encoding import b64decode_strict, b64encode, parse_hex32
+from ledger.entry import ZERO_HASH, Entry
+from ledger.errors import FormatError, VerificationError
+from ledger.records import Registration, Statement
+from ledger.rules import (
+    DEFAULT_MAX_AGE_S,
+    Effect,
+    KeyInfo,
+    PairInfo,
+    SignatoryInfo,
+    evaluate,
+)
+
+KINDS = ("state", "company", "civil-society", "individual", "other")
+
+
+@dataclass(slots=True)
+class SignatoryRecord:
+    """A registered signatory as the log describes it."""
+
+    signatory: bytes
+    name: str
+    kind: str
+    country: str | None
+    domain: str | None
+    index: int
+    current_key: bytes
+    active: bool = True
+    keys: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StatementRecord:
+    """A statement in the log, with its live tallies."""
+
+    statement: bytes
+    title: str
+    authors: tuple[bytes, ...]
+    index: int
+    tallies: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.tallies.values())
+
+
+class MemoryState:
+    """An in-memory replay of a log: a StateView plus the effects applied to it."""
+
+    def __init__(self, origin: str, *, max_age_s: int | None = DEFAULT_MAX_AGE_S) -> None:
+        self.origin = origin
+        self.max_age_s = max_age_s
+        self.size = 0
+        self.signatories: dict[bytes, SignatoryRecord] = {}
+        self.statements: dict[bytes, StatementRecord] = {}
+        self._keys: dict[bytes, tuple[bytes, bytes, bool]] = {}  # hash -> (sig, key, revoked)
+        self._ids: dict[bytes, int] = {}  # signatory or statement id -> small int
+        self._pairs: dict[int, int] = {}  # (stmt<<32 | sig) -> last_signed_at*2 + active
+        self.last_time_ms = 0
+        self.last_leaf_hash = ZERO_HASH  # the next entry's ``prev``
+
+    # --- StateView -------------------------------------------------------------
+
+    def get_signatory(self, signatory: bytes) -> SignatoryInfo | None:
+        s = self.signatories.get(signatory)
+        if s is None:
+            return None
+        return SignatoryInfo(s.signatory, s.kind, s.current_key, s.active)
+
+    def get_key(self, key_hash: bytes) -> KeyInfo | None:
+        k = self._keys.get(key_hash)
+        return None if k is None else KeyInfo(k[0], k[1], k[2])
+
+    def has_statement(self, statement: bytes) -> bool:
+        return statement in self.statements
+
+    def get_pair(self, signatory: bytes, statement: bytes) -> PairInfo | None:
+        v = self._pairs.get(self._pair_key(signatory, statement))
+        return None if v is None else PairInfo(bool(v & 1), v >> 1)
+
+    # --- applying ----------------------------------------------------------------
+
+    def _small(self, ident: bytes) -> int:
+        n = self._ids.get(ident)
+        if n is None:
+            n = self._ids[ident] = len(self._ids)
+        return n
+
+    def _pair_key(self, signatory: bytes, statement: bytes) -> int:
+        return (self._small(statement) << 32) | self._small(signatory)
+
+    def apply(self, effect: Effect) -> None:
+        """Apply the effect of a valid entry (as returned by ``ledger.rules.evaluate``)."""
+        kind = effect.kind
+        if kind == "register":
+            assert effect.record is not None
+            body = effect.record.body
+            assert isinstance(body, Registration)
+            self.signatories[effect.signatory] = SignatoryRecord(
+                effect.signatory,
+                body.name,
+                body.kind.value,
+                body.country,
+                body.domain,
+                effect.index,
+                body.key,
+                keys=[body.key],
+            )
+            self._keys[effect.signatory] = (effect.signatory, body.key, False)
+        elif kind == "statement":
+            assert effect.record is not None
+            body = effect.record.body
+            assert isinstance(body, Statement)
+            self.statements[effect.statement] = StatementRecord(
+                effect.statement, body.title, tuple(body.authors), effect.index
+            )
+        elif kind in ("endorse", "withdraw"):
+            active = kind == "endorse"
+            self._pairs[self._pair_key(effect.signatory, effect.statement)] = (
+                effect.signed_at * 2 + int(active)
+            )
+            tallies = self.statements[effect.statement].tallies
+            tallies[effect.signatory_kind] += 1 if active else -1
+            if tallies[effect.signatory_kind] == 0:
+                del tallies[effect.signatory_kind]
+        elif kind == "rotate":
+            s = self.signatories[effect.signatory]
+            s.current_key = effect.new_key
+            s.keys.append(effect.new_key)
+            self._keys[key_hash(effect.new_key)] = (effect.signatory, effect.new_key, False)
+        elif kind == "revoke":
+            kh = key_hash(effect.old_key)
+            sig, pub, _ = self._keys[kh]
+            self._keys[kh] = (sig, pub, True)
+            if effect.deactivates:
+                self.signatories[effect.signatory].active = False
+        else:  # pragma: no cover - evaluate() makes no other kind
+            raise AssertionError(kind)
+
+    def check_place(self, entry: Entry) -> None:
+        """Rules 13 and 14: ``entry`` must be number ``size``, link to the previous leaf
+        hash and not go back in time; raise VerificationError naming the field."""
+        i = self.size
+        if entry.index != i:
+            raise VerificationError(
+                "entry is out of place (dropped, duplicated or reordered entries?)",
+                code="broken_chain",
+                index=i,
+                field="index",
+                expected=i,
+                found=entry.index,
+            )
+        if entry.prev != self.last_leaf_hash:
+            raise VerificationError(
+                "prev is not the leaf hash of the previous entry",
+                code="broken_chain",
+                index=i,
+                field="prev",
+                expected=self.last_leaf_hash,
+                found=entry.prev,
+            )
+        if entry.time_ms < self.last_time_ms:
+            raise VerificationError(
+                "integration time goes back",
+                code="time_decreased",
+                index=i,
+                field="time",
+                expected=f">= {self.last_time_ms}",
+                found=entry.time_ms,
+            )
+
+    def append(self, entry: Entry, leaf_hash: bytes) -> Effect:
+        """Check an entry's place (:meth:`check_place`) and rules, apply it; return its effect.
+
+        The entry's signatures must already be verified
+        (``ledger.records.verify_signatures``). Raises VerificationError (RuleError
+        for the semantic rules) naming the entry and the field, and then applies
+        nothing. ``leaf_hash`` is the entry's leaf hash: the next entry's ``prev``.
+        """
+        self.check_place(entry)
+        i = self.size
+        effect = evaluate(
+            entry.record,
+            index=i,
+            time_ms=entry.time_ms,
+            origin=self.origin,
+            view=self,
+            max_age_s=self.max_age_s,
+        )
+        self.apply(effect)
+        self.size = i + 1
+        self.last_leaf_hash = leaf_hash
+        self.last_time_ms = entry.time_ms
+        return effect
+
+    # --- saving and restoring --------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the replay, as JSON-ready data.
+
+        Sizes grow with signatories, statements and pairs; the pairs, by far the most
+        numerous, are packed as two arrays of uint64 (little-endian) in base64.
+        """
+        pair_keys = array.array("Q", self._pairs.keys())
+        pair_values = array.array("Q", self._pairs.values())
+        if sys.byteorder != "little":  # pragma: no cover - the file is little-endian
+            pair_keys.byteswap()
+            pair_values.byteswap()
+        return {
+            "origin": self.origin,
+            "max_age_s": self.max_age_s,
+            "size": self.size,
+            "last_time_ms": self.last_time_ms,
+            "last_leaf_hash": self.last_leaf_hash.hex(),
+            "signatories": [
+                [
+                    s.signatory.hex(),
+                    s.name,
+                    s.kind,
+                    s.country,
+                    s.domain,
+                    s.index,
+                    [b64encode(k) for k in s.keys],
+                    b64encode(s.current_key),
+                    s.active,
+                ]
+                for s in self.signatories.values()
+            ],
+            "statements": [
+                [
+                    st.statement.hex(),
+                    st.title,
+                    [a.hex() for a in st.authors],
+                    st.index,
+                    dict(sorted(st.tallies.items())),
+                ]
+                for st in self.statements.values()
+            ],
+            "revoked_keys": sorted(kh.hex() for kh, k in self._keys.items() if k[2]),
+            "ids": b64encode(b"".join(self._ids)),
+            "pair_keys": b64encode(pair_keys.tobytes()),
+            "pair_values": b64encode(pair_values.tobytes()),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryState:
+        """Restore what :meth:`to_dict` saved; raise FormatError if it does not fit."""
+        try:
+            st = cls(data["origin"], max_age_s=data["max_age_s"])
+            st.size = int(data["size"])
+            st.last_time_ms = int(data["last_time_ms"])
+            st.last_leaf_hash = parse_hex32(data["last_leaf_hash"], field="last_leaf_hash")
+            for sid, name, kind, country, domain, index, keys, current, active in data[
+                "signatories"
+            ]:
+                ident = parse_hex32(sid, field="signatories")
+                raw_keys = [b64decode_strict(k, field="signatories", length=32) for k in keys]
+                st.signatories[ident] = SignatoryRecord(
+                    ident,
+                    name,
+                    kind,
+                    country,
+                    domain,
+                    int(index),
+                    b64decode_strict(current, field="signatories", length=32),
+                    bool(active),
+                    raw_keys,
+                )
+                for k in raw_keys:
+                    st._keys[key_hash(k)] = (ident, k, False)
+            for kh in data["revoked_keys"]:
+                h = parse_hex32(kh, field="revoked_keys")
+                sig, pub, _ = st._keys[h]
+                st._keys[h] = (sig, pub, True)
+            for sid, title, authors, index, tallies in data["statements"]:
+                ident = parse_hex32(sid, field="statements")
+                st.statements[ident] = StatementRecord(
+                    ident,
+                    title,
+                    tuple(parse_hex32(a, field="statements") for a in authors),
+                    int(index),
+                    Counter({str(k): int(v) for k, v in tallies.items()}),
+                )
+            ids = b64decode_strict(data["ids"], field="ids")
+            if len(ids) % 32:
+                raise FormatError("ids is not a list of 32-byte ids", field="ids")
+            st._ids = {ids[i : i + 32]: i // 32 for i in range(0, len(ids), 32)}
+            keys_arr = array.array("Q", b64decode_strict(data["pair_keys"], field="pair_keys"))
+            values_arr = array.array(
+                "Q", b64decode_strict(data["pair_values"], field="pair_values")
+            )
+        except FormatError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise FormatError(f"not a saved replay state: {e!r}", field="state") from None
+        if sys.byteorder != "little":  # pragma: no cover
+            keys_arr.byteswap()
+            values_arr.byteswap()
+        if len(keys_arr) != len(values_arr):
+            raise FormatError("pair arrays differ in length", field="pair_values")
+        st._pairs = dict(zip(keys_arr, values_arr, strict=True))
+        return st
+
+    # --- reading -------------------------------------------------------------------
+
+    def signatories_by_kind(self) -> dict[str, int]:
+        c = Counter(s.kind for s in self.signatories.values())
+        return {k: c.get(k, 0) for k in KINDS}
+
+    def signatory_for_key(self, key_hash_: bytes) -> SignatoryRecord | None:
+        k = self._keys.get(key_hash_)
+        return None if k is None else self.signatories.get(k[0])
+
+    def summary(self) -> dict[str, object]:
+        """The published tallies (docs/spec.md, "Tallies") as plain data."""
+        return {
+            "origin": self.origin,
+            "size": self.size,
+            "signatories": len(self.signatories),
+            "signatories_by_kind": self.signatories_by_kind(),
+            "statements": [
+                {
+                    "id": st.statement.hex(),
+                    "title": st.title,
+                    "index": st.index,
+                    "endorsements": st.total,
+                    "endorsements_by_kind": {k: st.tallies.get(k, 0) for k in KINDS},
+                }
+                for st in sorted(self.statements.values(), key=lambda s: s.index)
+            ],
+        }
+
+
+__all__ = ["KINDS", "MemoryState", "SignatoryRecord", "StatementRecord", "evaluate"]
