@@ -1,0 +1,239 @@
+"""The FastAPI application of the ledger service.
+
+:func:`create_app` is the factory uvicorn calls (``api.app:create_app`` with
+``factory=True``, see ``api.server.run``): without arguments it reads the
+:class:`~api.settings.Settings` from the ``LEDGER_*`` environment, prepares the
+service (``api.server.prepare``: key, database, start-up checks), starts the
+sequencer when the application starts and stops it, then closes the database,
+when it stops. Tests pass a prepared :class:`~api.server.Service` instead.
+:func:`build_app` is the lower level: routes and middleware around a given
+storage (and, optionally, sequencer), with no life cycle of its own.
+
+Around the routes, from the outside in:
+
+1. metrics: every answer counted by route template and status (``/metrics``);
+2. CORS, for reads only: ``GET``/``HEAD`` answers carry
+   ``Access-Control-Allow-Origin: *`` (the log is public); a preflight for any
+   other method is refused, so a web page can never make a visitor's browser
+   submit records;
+3. the per-client rate limit on ``/api/`` (429 ``rate_limited`` with Retry-After).
+   The tlog-tiles paths (``/checkpoint``, ``/tile/...``) are not limited: they are
+   the log's public static layout, cacheable (tiles and bundles immutably) and meant
+   to be mirrored in bulk; put a cache in front of them;
+4. the body limit (413 ``body_too_large``), counting the bytes that arrive;
+5. gzip for reads, when the client accepts it (entry bundles compress well).
+
+Every error is RFC 9457 problem+json (``api.problems``); bad input never gets a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.limits import BodyLimitMiddleware, RateLimitMiddleware, send_problem
+from api.metrics import Metrics, MetricsMiddleware
+from api.problems import STATUS_BY_CODE, ProblemError, install_handlers
+from api.routes import ROUTERS
+from api.routes.deps import AppContext
+from api.routes.records import BATCH_PATH
+from api.sequencer import Sequencer
+from api.server import Service, prepare
+from api.settings import Settings
+from api.storage.base import Storage
+from ledger import __version__
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+class ReadOnlyCORSMiddleware:
+    """``Access-Control-Allow-Origin: *`` on reads; cross-origin writes refused.
+
+    Browsers send a preflight (``OPTIONS`` with ``Access-Control-Request-Method``)
+    before a cross-origin POST of JSON or text: it is answered 403 without CORS
+    headers, and a POST answer never carries them, so a page on another origin
+    can neither submit records nor read what a submission answered.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_age: int = 86400) -> None:
+        self.app = app
+        self.max_age = max_age
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        headers = Headers(scope=scope)
+        if (
+            method == "OPTIONS"
+            and "origin" in headers
+            and "access-control-request-method" in headers
+        ):
+            await self._preflight(headers, send)
+            return
+        if method not in READ_METHODS:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                h = MutableHeaders(scope=message)
+                h["Access-Control-Allow-Origin"] = "*"
+                h["Access-Control-Expose-Headers"] = "Retry-After"
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    async def _preflight(self, headers: Headers, send: Send) -> None:
+        requested = headers["access-control-request-method"].strip().upper()
+        if requested not in READ_METHODS:
+            await send_problem(
+                send,
+                ProblemError(
+                    "cross_origin_write",
+                    "Cross-origin requests may only read (GET); submit records from a "
+                    "client, not from another site's page.",
+                    status=403,
+                ),
+            )
+            return
+        allow = [
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-allow-methods", b"GET, HEAD"),
+            (b"access-control-max-age", str(self.max_age).encode()),
+            (b"content-length", b"0"),
+        ]
+        wanted = headers.get("access-control-request-headers")
+        if wanted:
+            allow.append((b"access-control-allow-headers", wanted.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 204, "headers": allow})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class ReadGZipMiddleware:
+    """gzip for reads (bundles, tiles, JSON pages) when the client accepts it.
+
+    Answers to writes are small JSON documents: compressing them costs more server
+    time (a zlib stream per answer) than it saves on the wire.
+    """
+
+    def __init__(self, app: ASGIApp, *, minimum_size: int = 512, compresslevel: int = 6) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=compresslevel)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in READ_METHODS:
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+_DESCRIPTION = (
+    """
+A public, verifiable log of signed endorsements (docs/spec.md).
+
+**Writing.** `POST /api/v1/records` takes one signed record (`text/plain`) and
+answers with its index, leaf hash and a C2SP tlog-proof receipt. Resubmitting an
+identical record is safe: 200 with the existing entry.
+
+**Reading.** The log is served as C2SP tlog-tiles at the root (`/checkpoint`,
+`/tile/<L>/<N>`, `/tile/entries/<N>`); the JSON API adds entries, proofs, receipts
+and the projection (statements, tallies, signatories). Trust nothing you read here
+without checking it against a checkpoint verified with the log's vkey, obtained
+out of band.
+
+**Errors** are RFC 9457 `application/problem+json` with a stable `code`:
+"""
+    + ", ".join(f"`{c}` ({s})" for c, s in sorted(STATUS_BY_CODE.items()))
+    + "."
+)
+
+
+def build_app(
+    storage: Storage,
+    settings: Settings,
+    vkey: str,
+    *,
+    sequencer: Sequencer | None = None,
+    metrics: Metrics | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """The application over ``storage``; ``lifespan`` may set ``app.state.ledger.sequencer``."""
+    ctx = AppContext(
+        storage=storage,
+        settings=settings,
+        vkey=vkey,
+        metrics=metrics or Metrics(),
+        sequencer=sequencer,
+    )
+    app = FastAPI(
+        title="Endorsement Ledger",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ledger = ctx
+    install_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    # add_middleware puts each new layer outside the previous ones: innermost first.
+    app.add_middleware(ReadGZipMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        path_limits={BATCH_PATH: settings.max_batch_body_bytes},
+    )
+    if settings.rate_limit_rps > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            rate=settings.rate_limit_rps,
+            burst=settings.rate_limit_burst,
+            trusted_proxies=settings.trusted_proxies,
+            prefixes=("/api/",),
+        )
+    app.add_middleware(ReadOnlyCORSMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    return app
+
+
+def create_app(
+    service: Service | None = None,
+    *,
+    settings: Settings | None = None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    """The application of ``service`` (default: prepared from ``settings`` or the environment).
+
+    The sequencer starts with the application and stops with it. A service passed in
+    stays open when the application stops (its owner closes it); one prepared here is
+    closed.
+    """
+    owned = service is None
+    svc = prepare(settings or Settings()) if service is None else service
+    metrics = metrics or Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx: AppContext = app.state.ledger
+        ctx.sequencer = svc.start_sequencer(on_batch=metrics.on_batch)
+        try:
+            yield
+        finally:
+            ctx.sequencer = None
+            if owned:
+                await run_in_threadpool(svc.close)
+            elif svc.sequencer is not None:
+                running, svc.sequencer = svc.sequencer, None
+                await run_in_threadpool(running.stop)
+
+    return build_app(svc.storage, svc.settings, svc.vkey, metrics=metrics, lifespan=lifespan)
+
+
+__all__ = ["ReadGZipMiddleware", "ReadOnlyCORSMiddleware", "build_app", "create_app"]

@@ -1,0 +1,279 @@
+"""Request limits: body size and per-client rate, as pure ASGI middleware.
+
+**Body size.** :class:`BodyLimitMiddleware` answers 413 ``body_too_large``
+(problem+json) when a request body is larger than its limit. It checks the
+``Content-Length`` header before the application runs *and* counts the bytes
+actually received, so a chunked body (no ``Content-Length``) or a body longer
+than its announced length is cut off at the limit: the application never holds
+more than ``limit`` bytes of one request. Paths may have their own limit (the
+batch endpoint takes more than a single record).
+
+**Rate.** :class:`RateLimitMiddleware` gives each client a token bucket
+(``rate`` requests per second, bursts of ``burst``) and answers 429
+``rate_limited`` with ``Retry-After`` (whole seconds) when it is empty. A client
+is its peer address, except that ``X-Forwarded-For`` is believed when, and only
+when, the peer is one of the configured trusted proxies: then the client is the
+rightmost address of that header that is not itself a trusted proxy (addresses
+to its left were written by the client and prove nothing). Buckets are kept for
+at most ``max_clients`` clients, least recently seen dropped first, so memory
+stays bounded whatever the number of addresses. Only paths under the configured
+prefixes are limited (the application limits ``/api/``, see ``api.app``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import PROBLEM_JSON, ProblemError, problem_bytes
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+async def send_problem(send: Send, problem: ProblemError) -> None:
+    """Answer a problem from middleware, outside FastAPI's exception handling."""
+    body = problem_bytes(problem)
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if problem.status == 413:
+        # The rest of the body is not read: the connection cannot be reused.
+        headers.append((b"connection", b"close"))
+    headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in problem.headers.items()
+    )
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class _BodyTooLargeError(Exception):
+    """Raised from ``receive`` once the body has gone over the limit."""
+
+
+class BodyLimitMiddleware:
+    """413 for request bodies over the limit, counting the bytes that actually arrive."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
+
+    def limit_for(self, path: str) -> int:
+        return self.path_limits.get(path, self.max_bytes)
+
+    def _problem(self, limit: int) -> ProblemError:
+        return ProblemError(
+            "body_too_large",
+            f"The request body is larger than {limit} bytes, the limit of this endpoint.",
+            status=413,
+            limit=limit,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await send_problem(
+                    send,
+                    ProblemError(
+                        "bad_request", "The Content-Length header is not a number.", status=400
+                    ),
+                )
+                return
+            if int(declared) > limit:
+                await send_problem(send, self._problem(limit))
+                return
+
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise _BodyTooLargeError
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLargeError
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                # The application turned the interrupted read into some other answer
+                # (FastAPI says 400 when a body cannot be read): ours is the 413.
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLargeError:
+            if started:  # pragma: no cover - a streaming app answered before reading
+                raise
+        except Exception:
+            if not exceeded or started:
+                raise
+        if exceeded and not started:
+            await send_problem(send, self._problem(limit))
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+def parse_networks(specs: Iterable[str | IPNetwork]) -> list[IPNetwork]:
+    """Trusted proxies as networks, from networks or text (``10.0.0.0/8``, ``::1``)."""
+    out: list[IPNetwork] = []
+    for spec in specs:
+        if isinstance(spec, str):
+            if spec.strip():
+                out.append(ipaddress.ip_network(spec.strip(), strict=False))
+        else:
+            out.append(spec)
+    return out
+
+
+def _parse_ip(text: str) -> IPAddress | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[::1]:1234"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "1.2.3.4:1234"
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def client_address(scope: Scope, trusted: Iterable[IPNetwork]) -> str:
+    """The client of a request: its peer, or what trusted proxies say in X-Forwarded-For."""
+    trusted = list(trusted)
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
+    if not trusted:
+        return peer
+
+    def is_trusted(addr: IPAddress | None) -> bool:
+        return addr is not None and any(addr in net for net in trusted)
+
+    if not is_trusted(_parse_ip(peer)):
+        return peer
+    forwarded: list[str] = []
+    for key, value in scope.get("headers", ()):
+        if key == b"x-forwarded-for":
+            forwarded.extend(p.strip() for p in value.decode("latin-1").split(","))
+    # Walk from the right: each hop appended the address it saw.
+    for hop in reversed([p for p in forwarded if p]):
+        addr = _parse_ip(hop)
+        if addr is None:
+            return hop[:64]  # garbage written by a client: a bucket of its own
+        if not is_trusted(addr):
+            return str(addr)
+    return peer
+
+
+class RateLimitMiddleware:
+    """A token bucket per client; 429 ``rate_limited`` with Retry-After when it runs dry."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rate: float,
+        burst: int,
+        trusted_proxies: Iterable[str | IPNetwork] = (),
+        prefixes: Iterable[str] = ("/",),
+        exempt_paths: Iterable[str] = ("/healthz", "/metrics"),
+        max_clients: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.app = app
+        self.rate = rate
+        self.burst = burst
+        self.trusted = parse_networks(trusted_proxies)
+        self.prefixes = tuple(prefixes)
+        self.exempt = frozenset(exempt_paths)
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def take(self, client: str) -> float:
+        """Take one token for ``client``; 0 if it may go on, else seconds to wait."""
+        now = self.clock()
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = _Bucket(float(self.burst), now)
+            self._buckets[client] = bucket
+            if len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(client)
+            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.exempt or not path.startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        wait = self.take(client_address(scope, self.trusted))
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            await send_problem(
+                send,
+                ProblemError(
+                    "rate_limited",
+                    f"Too many requests from this client; retry in {retry} s.",
+                    status=429,
+                    headers={"Retry-After": str(retry)},
+                ),
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+__all__ = [
+    "BodyLimitMiddleware",
+    "RateLimitMiddleware",
+    "client_address",
+    "parse_networks",
+    "send_problem",
+]

@@ -1,0 +1,365 @@
+"""The sequencer: submitted records are queued, then sequenced in batches.
+
+The route parses a record strictly and checks its signatures
+(``ledger.records.verify_signatures``), then hands it to :meth:`Sequencer.submit`
+(or :meth:`Sequencer.submit_async` from async code). One background thread takes
+records from a bounded queue and sequences them in batches of up to
+``batch_max_records`` records, waiting at most ``batch_max_ms`` for a batch to fill
+after its first record arrived; while a batch is being committed the next one fills
+up by itself, so batches grow with the load. Each batch is one storage transaction
+(``Storage.append_batch``: head lock, rules, entries, hashes, checkpoint by
+compare-and-swap, commit); a submitter gets its answer only after that commit, and
+after ``on_commit`` (which records the published checkpoint) returned.
+
+Answers, per record:
+
+* :class:`~api.storage.base.Appended`: in the log at ``index``; ``existing`` is True
+  for an identical resubmission (same record id), which never appends twice;
+* :class:`~api.storage.base.Rejected`: a semantic rule refused it (``code`` as in
+  docs/spec.md).
+
+A full queue raises :class:`Overloaded` at once (HTTP 503 with ``Retry-After``); a
+stopped sequencer raises :class:`SequencerStopped` (503 too). When the database
+fails, :meth:`submit` raises the :class:`~api.storage.base.StorageError`; a bulk
+import (:meth:`submit_many`) instead answers each record of a failed batch with
+``Rejected("unavailable", ...)``, since other batches of the import may have
+committed: resubmitting them all is safe, duplicates answer their existing entry.
+
+Several processes, each with its own Sequencer, may share one PostgreSQL (or SQLite)
+database: the storage's head lock serialises their batches into one log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from api.storage.base import Appended, CheckpointSigner, Rejected, Storage, StorageError
+from ledger.records import SignedRecord
+from ledger.rules import DEFAULT_MAX_AGE_S
+
+logger = logging.getLogger("api.sequencer")
+
+Result = Appended | Rejected
+
+
+class OverloadedError(Exception):
+    """The queue is full: the client should retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SequencerStoppedError(Exception):
+    """The sequencer is not running (not started yet, or shutting down)."""
+
+
+#: Short names.
+Overloaded = OverloadedError
+SequencerStopped = SequencerStoppedError
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one committed batch did (passed to ``on_batch``, e.g. for metrics)."""
+
+    records: int
+    appended: int
+    duplicates: int
+    rejected: tuple[str, ...]  # the codes of the rejected records
+    tree_size: int
+    seconds: float
+
+
+class _Job:
+    """One submission (one record, or a bulk import) and its future."""
+
+    __slots__ = ("future", "many", "remaining", "results")
+
+    def __init__(self, n: int, many: bool) -> None:
+        self.future: Future[list[Result]] = Future()
+        self.results: list[Result | None] = [None] * n
+        self.remaining = n
+        self.many = many
+
+
+@dataclass(slots=True)
+class _Part:
+    """Up to batch_max_records consecutive records of one job."""
+
+    job: _Job
+    offset: int
+    records: Sequence[SignedRecord]
+    queued_at: float  # time.monotonic() when it was queued
+
+
+class Sequencer:
+    """Queues submitted records and sequences them in batches on a background thread.
+
+    ``on_commit(tree_size, checkpoint)`` runs on that thread after each commit and
+    before anyone is answered (the server records the published checkpoint there);
+    if it raises, the batch's submitters get the error. ``on_batch`` receives a
+    :class:`BatchReport` per batch (metrics); its errors are logged and ignored.
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        signer: CheckpointSigner,
+        *,
+        batch_max_records: int = 256,
+        batch_max_ms: int = 5,
+        queue_size: int = 10_000,
+        max_age_s: int | None = DEFAULT_MAX_AGE_S,
+        on_commit: Callable[[int, bytes], None] | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ) -> None:
+        if batch_max_records < 1 or batch_max_ms < 0 or queue_size < batch_max_records:
+            raise ValueError("need batch_max_records >= 1, batch_max_ms >= 0, queue_size >= batch")
+        self.storage = storage
+        self.signer = signer
+        self.batch_max_records = batch_max_records
+        self.batch_max_ms = batch_max_ms
+        self.queue_size = queue_size
+        self.max_age_s = max_age_s
+        self.on_commit = on_commit
+        self.on_batch = on_batch
+        self._parts: deque[_Part] = deque()
+        self._queued = 0  # records in self._parts
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._batch_seconds = 0.01  # moving average, for Retry-After
+
+    # --- life cycle ---------------------------------------------------------------
+
+    def start(self) -> Sequencer:
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("the sequencer is already running")
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Sequence what is queued, then stop the thread. New submissions are refused."""
+        with self._cond:
+            thread = self._thread
+            self._stopping = True
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.error("the sequencer did not finish its queue within %s s", timeout)
+        with self._cond:
+            self._thread = None
+            left = list(self._parts)
+            self._parts.clear()
+            self._queued = 0
+        for part in left:  # only if the thread did not finish in time
+            _fail(part.job, SequencerStopped("the service is shutting down"))
+
+    def __enter__(self) -> Sequencer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stopping
+
+    @property
+    def queued(self) -> int:
+        """Records waiting for a batch."""
+        return self._queued
+
+    # --- submitting ---------------------------------------------------------------
+
+    def submit_async(self, record: SignedRecord) -> Future[Result]:
+        """Queue one record; the future resolves after its batch committed.
+
+        Raises Overloaded (queue full) or SequencerStopped at once. From async code:
+        ``await asyncio.wrap_future(sequencer.submit_async(record))``.
+        """
+        job = self._enqueue([record], many=False)
+        out: Future[Result] = Future()
+
+        def done(f: Future[list[Result]]) -> None:
+            e = f.exception()
+            if e is not None:
+                out.set_exception(e)
+            else:
+                out.set_result(f.result()[0])
+
+        job.future.add_done_callback(done)
+        return out
+
+    def submit(self, record: SignedRecord, timeout: float | None = None) -> Result:
+        """Queue one record and wait for its answer (raises StorageError on failure)."""
+        return self.submit_async(record).result(timeout)
+
+    def submit_many_async(self, records: Sequence[SignedRecord]) -> Future[list[Result]]:
+        """Queue a bulk import, in order; one result per record (see the module docstring).
+
+        All the records are queued together or not at all (Overloaded); at most
+        ``queue_size`` records per call. They are sequenced in order, in one or more
+        batches.
+        """
+        if len(records) > self.queue_size:
+            raise Overloaded(
+                f"{len(records)} records is more than the queue holds ({self.queue_size})",
+                retry_after_s=1,
+            )
+        return self._enqueue(records, many=True).future
+
+    def submit_many(
+        self, records: Sequence[SignedRecord], timeout: float | None = None
+    ) -> list[Result]:
+        return self.submit_many_async(records).result(timeout)
+
+    def _enqueue(self, records: Sequence[SignedRecord], *, many: bool) -> _Job:
+        job = _Job(len(records), many)
+        if not records:
+            job.future.set_result([])
+            return job
+        step = self.batch_max_records
+        now = time.monotonic()
+        with self._cond:
+            if self._thread is None or self._stopping:
+                raise SequencerStopped("the sequencer is not running")
+            if self._queued + len(records) > self.queue_size:
+                raise Overloaded(
+                    f"the sequencing queue is full ({self._queued} records waiting)",
+                    retry_after_s=self._retry_after(),
+                )
+            for i in range(0, len(records), step):
+                self._parts.append(_Part(job, i, records[i : i + step], now))
+            self._queued += len(records)
+            self._cond.notify_all()
+        return job
+
+    def _retry_after(self) -> int:
+        batches = self._queued / self.batch_max_records + 1
+        return max(1, min(60, round(batches * self._batch_seconds + 0.5)))
+
+    # --- the sequencing thread ------------------------------------------------------
+
+    def _take_batch(self) -> list[_Part] | None:
+        """Wait for records and return the next batch's parts (None: stop)."""
+        with self._cond:
+            while not self._parts:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            # A batch waits to fill for batch_max_ms after its first record was queued.
+            deadline = self._parts[0].queued_at + self.batch_max_ms / 1000
+            while self._queued < self.batch_max_records and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            parts: list[_Part] = []
+            n = 0
+            while self._parts and n + len(self._parts[0].records) <= self.batch_max_records:
+                part = self._parts.popleft()
+                parts.append(part)
+                n += len(part.records)
+            self._queued -= n
+            return parts
+
+    def _run(self) -> None:
+        while True:
+            parts = self._take_batch()
+            if parts is None:
+                return
+            try:
+                self._sequence(parts)
+            except BaseException as e:  # pragma: no cover - _sequence handles its errors
+                logger.exception("sequencer failure")
+                for part in parts:
+                    _fail(part.job, e)
+
+    def _sequence(self, parts: list[_Part]) -> None:
+        records = [r for part in parts for r in part.records]
+        start = time.perf_counter()
+        try:
+            results = self.storage.append_batch(
+                records, signer=self.signer, max_age_s=self.max_age_s
+            )
+            if len(results) != len(records):  # pragma: no cover - storage contract
+                raise StorageError("the storage answered the wrong number of results")
+            appended = [r for r in results if isinstance(r, Appended)]
+            if appended and self.on_commit is not None:
+                last = appended[0]
+                self.on_commit(last.tree_size, last.checkpoint)
+        except Exception as e:
+            logger.error("could not sequence a batch of %d records: %s", len(records), e)
+            for part in parts:
+                if part.job.many:
+                    unavailable = Rejected(
+                        "unavailable", f"not sequenced: {e}; submit again (it is safe)"
+                    )
+                    _deliver(part, [unavailable] * len(part.records))
+                else:
+                    _fail(part.job, e)
+            return
+        seconds = time.perf_counter() - start
+        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+        pos = 0
+        for part in parts:
+            _deliver(part, results[pos : pos + len(part.records)])
+            pos += len(part.records)
+        if self.on_batch is not None:
+            try:
+                self.on_batch(_report(results, seconds))
+            except Exception:
+                logger.exception("on_batch failed")
+
+
+def _report(results: Sequence[Result], seconds: float) -> BatchReport:
+    appended = duplicates = 0
+    codes: list[str] = []
+    size = 0
+    for r in results:
+        if isinstance(r, Appended):
+            size = r.tree_size
+            if r.existing:
+                duplicates += 1
+            else:
+                appended += 1
+        else:
+            codes.append(r.code)
+    return BatchReport(len(results), appended, duplicates, tuple(codes), size, seconds)
+
+
+def _deliver(part: _Part, results: Sequence[Result]) -> None:
+    job = part.job
+    job.results[part.offset : part.offset + len(results)] = results
+    job.remaining -= len(results)
+    if job.remaining == 0 and not job.future.done():
+        job.future.set_result([r for r in job.results if r is not None])
+
+
+def _fail(job: _Job, e: BaseException) -> None:
+    if not job.future.done():
+        job.future.set_exception(e)
+
+
+__all__ = [
+    "BatchReport",
+    "Overloaded",
+    "OverloadedError",
+    "Result",
+    "Sequencer",
+    "SequencerStopped",
+    "SequencerStoppedError",
+]
