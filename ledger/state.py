@@ -5,12 +5,17 @@ log into: it applies each entry's :class:`ledger.rules.Effect` in log order and
 keeps what the rules and the tallies need (docs/spec.md, "Semantic rules" and
 "Tallies"). Memory grows with the number of signatories, statements and
 (signatory, statement) pairs, not with the number of entries; pairs are kept as
-small integers so that a million endorsements fit in well under 200 MB.
+small integers in a :class:`PairTable` (16 bytes a pair), so that a million
+endorsements fit in well under 200 MB.
 """
 
 from __future__ import annotations
 
 import array
+import binascii
+import bisect
+import itertools
+import operator
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,6 +68,104 @@ class StatementRecord:
         return sum(self.tallies.values())
 
 
+def _hex32(s: str, field: str) -> bytes:
+    """A 32-byte value from lowercase hex, quickly (restoring thousands of ids)."""
+    try:
+        raw = bytes.fromhex(s)
+    except (TypeError, ValueError):
+        raw = b""
+    if len(raw) != 32 or raw.hex() != s:
+        raise FormatError("not 64 lowercase hex digits", field=field, found=str(s)[:100])
+    return raw
+
+
+def _key32(s: str, field: str) -> bytes:
+    """A 32-byte key from canonical base64, quickly."""
+    try:
+        raw = binascii.a2b_base64(s, strict_mode=True)
+    except (TypeError, ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != 32 or binascii.b2a_base64(raw, newline=False).decode() != s:
+        raise FormatError("not the base64 of a 32-byte key", field=field, found=str(s)[:100])
+    return raw
+
+
+class PairTable:
+    """A map of uint64 keys to uint64 values in about 16 bytes an entry.
+
+    A dict of Python ints costs some 110 bytes an entry, 100 MB for the million
+    (signatory, statement) pairs of a large log. Here the keys are a sorted
+    ``array('Q')`` with the values beside them, searched with ``bisect``; keys new
+    since the last merge wait in a small dict, merged in when it reaches
+    :data:`MERGE_AT` entries (sort the new keys, then copy runs of the old arrays
+    between them).
+    """
+
+    MERGE_AT = 1 << 15
+
+    __slots__ = ("_keys", "_new", "_values")
+
+    def __init__(self) -> None:
+        self._keys = array.array("Q")
+        self._values = array.array("Q")
+        self._new: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys) + len(self._new)
+
+    def get(self, key: int) -> int | None:
+        value = self._new.get(key)
+        if value is not None:
+            return value
+        keys = self._keys
+        i = bisect.bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            return self._values[i]
+        return None
+
+    def __setitem__(self, key: int, value: int) -> None:
+        if key not in self._new:
+            keys = self._keys
+            i = bisect.bisect_left(keys, key)
+            if i < len(keys) and keys[i] == key:
+                self._values[i] = value
+                return
+        self._new[key] = value
+        if len(self._new) >= self.MERGE_AT:
+            self._merge()
+
+    def _merge(self) -> None:
+        keys, values = self._keys, self._values
+        out_keys, out_values = array.array("Q"), array.array("Q")
+        i = 0
+        for key, value in sorted(self._new.items()):
+            j = bisect.bisect_left(keys, key, i)  # new keys are never in ``keys``
+            out_keys.extend(keys[i:j])
+            out_values.extend(values[i:j])
+            out_keys.append(key)
+            out_values.append(value)
+            i = j
+        out_keys.extend(keys[i:])
+        out_values.extend(values[i:])
+        self._keys, self._values, self._new = out_keys, out_values, {}
+
+    def arrays(self) -> tuple[array.array[int], array.array[int]]:
+        """All keys, sorted, and their values."""
+        self._merge()
+        return self._keys, self._values
+
+    @classmethod
+    def from_arrays(cls, keys: array.array[int], values: array.array[int]) -> PairTable:
+        """A table of ``keys`` (strictly increasing) and their ``values``."""
+        if len(keys) != len(values):
+            raise ValueError("keys and values differ in length")
+        if not all(map(operator.lt, keys, itertools.islice(keys, 1, None))):
+            raise ValueError("keys are not strictly increasing")
+        table = cls()
+        table._keys, table._values = keys, values
+        return table
+
+
 class MemoryState:
     """An in-memory replay of a log: a StateView plus the effects applied to it."""
 
@@ -74,7 +177,7 @@ class MemoryState:
         self.statements: dict[bytes, StatementRecord] = {}
         self._keys: dict[bytes, tuple[bytes, bytes, bool]] = {}  # hash -> (sig, key, revoked)
         self._ids: dict[bytes, int] = {}  # signatory or statement id -> small int
-        self._pairs: dict[int, int] = {}  # (stmt<<32 | sig) -> last_signed_at*2 + active
+        self._pairs = PairTable()  # (stmt<<32 | sig) -> last_signed_at*2 + active
         self.last_time_ms = 0
         self.last_leaf_hash = ZERO_HASH  # the next entry's ``prev``
 
@@ -218,11 +321,12 @@ class MemoryState:
         """Everything needed to continue the replay, as JSON-ready data.
 
         Sizes grow with signatories, statements and pairs; the pairs, by far the most
-        numerous, are packed as two arrays of uint64 (little-endian) in base64.
+        numerous, are packed as two arrays of uint64 (little-endian) in base64: the
+        keys, sorted, and their values.
         """
-        pair_keys = array.array("Q", self._pairs.keys())
-        pair_values = array.array("Q", self._pairs.values())
+        pair_keys, pair_values = self._pairs.arrays()
         if sys.byteorder != "little":  # pragma: no cover - the file is little-endian
+            pair_keys, pair_values = array.array("Q", pair_keys), array.array("Q", pair_values)
             pair_keys.byteswap()
             pair_values.byteswap()
         return {
@@ -272,8 +376,8 @@ class MemoryState:
             for sid, name, kind, country, domain, index, keys, current, active in data[
                 "signatories"
             ]:
-                ident = parse_hex32(sid, field="signatories")
-                raw_keys = [b64decode_strict(k, field="signatories", length=32) for k in keys]
+                ident = _hex32(sid, "signatories")
+                raw_keys = [_key32(k, "signatories") for k in keys]
                 st.signatories[ident] = SignatoryRecord(
                     ident,
                     name,
@@ -281,22 +385,22 @@ class MemoryState:
                     country,
                     domain,
                     int(index),
-                    b64decode_strict(current, field="signatories", length=32),
+                    _key32(current, "signatories"),
                     bool(active),
                     raw_keys,
                 )
                 for k in raw_keys:
                     st._keys[key_hash(k)] = (ident, k, False)
             for kh in data["revoked_keys"]:
-                h = parse_hex32(kh, field="revoked_keys")
+                h = _hex32(kh, "revoked_keys")
                 sig, pub, _ = st._keys[h]
                 st._keys[h] = (sig, pub, True)
             for sid, title, authors, index, tallies in data["statements"]:
-                ident = parse_hex32(sid, field="statements")
+                ident = _hex32(sid, "statements")
                 st.statements[ident] = StatementRecord(
                     ident,
                     title,
-                    tuple(parse_hex32(a, field="statements") for a in authors),
+                    tuple(_hex32(a, "statements") for a in authors),
                     int(index),
                     Counter({str(k): int(v) for k, v in tallies.items()}),
                 )
@@ -317,7 +421,10 @@ class MemoryState:
             values_arr.byteswap()
         if len(keys_arr) != len(values_arr):
             raise FormatError("pair arrays differ in length", field="pair_values")
-        st._pairs = dict(zip(keys_arr, values_arr, strict=True))
+        try:
+            st._pairs = PairTable.from_arrays(keys_arr, values_arr)
+        except ValueError as e:
+            raise FormatError(f"pairs are damaged: {e}", field="pair_keys") from None
         return st
 
     # --- reading -------------------------------------------------------------------
@@ -350,4 +457,4 @@ class MemoryState:
         }
 
 
-__all__ = ["KINDS", "MemoryState", "SignatoryRecord", "StatementRecord", "evaluate"]
+__all__ = ["KINDS", "MemoryState", "PairTable", "SignatoryRecord", "StatementRecord", "evaluate"]

@@ -1,0 +1,213 @@
+"""Benchmarks of the standalone verifier (ledger-verify, issue 5).
+
+    python -m bench.verify [--quick] [--million]
+
+Builds a log with ``tests/logfactory.py`` (100,000 entries; 5,000 with --quick;
+also 1,000,000 with --million or LEDGER_BENCH_MILLION=1), writes it as a static
+tlog-tiles directory and runs ``ledger-verify log`` on it in a child process,
+with ``--jobs 1`` and ``--jobs N`` (N = the number of cores). It reports:
+
+* the verification rate in signatures checked per second, next to the raw rate of
+  ``cryptography``'s Ed25519 verify on the same messages in one process, times
+  the number of jobs, measured in the same run (the issue's target is a ratio of
+  at least 0.85);
+* the peak resident memory of the verifier process and of its largest worker
+  (target: at most 200 MB at 1,000,000 entries);
+* an incremental run: 1,000 entries appended to the verified log, checked with
+  ``--state`` (target: at most 1 s at 1,000,000 entries), wall time of the whole
+  command, Python start-up included, and the size of the state file.
+
+The log's mix: 1 % registrations, 2 % statements (1 to 3 authors), 1.5 % rotations,
+0.5 % revocations, the rest endorsements and withdrawals. Each row is
+{"benchmark", "value", "unit", "note"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.entry import parse_entry
+from tests.logfactory import LogFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs ledger-verify in this child and reports its own peak RSS. VmHWM, not
+# ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec.
+_CHILD = """
+import json, sys
+from ledger.verify_cli import main
+code = main(sys.argv[1:])
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print(json.dumps({"exit": code, "self_kb": int(hwm[0].split()[1])}), file=sys.stderr)
+"""
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+class _WorkerPeak(threading.Thread):
+    """Polls the resident memory of a process's children (the verifier's workers)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_kb = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            for child in _children(self.pid):
+                self.peak_kb = max(self.peak_kb, _rss_kb(child))
+
+
+def _row(benchmark: str, value: float, unit: str, note: str) -> dict[str, object]:
+    return {"benchmark": benchmark, "value": round(value, 3), "unit": unit, "note": note}
+
+
+def _verify(log: Path, vkey: str, *extra: str) -> tuple[dict[str, object], dict[str, int], float]:
+    """Run ledger-verify in a child; return its JSON report, peak RSS (kB) and wall time."""
+    cmd = [sys.executable, "-c", _CHILD, "log", str(log), "--log-key", vkey, "--json", *extra]
+    t = time.perf_counter()
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    ) as proc:
+        watch = _WorkerPeak(proc.pid)
+        watch.start()
+        stdout, stderr = proc.communicate()
+        watch.done.set()
+        watch.join()
+    wall = time.perf_counter() - t
+    rss = json.loads(stderr.strip().splitlines()[-1])
+    if rss["exit"] != 0:
+        raise RuntimeError(f"ledger-verify failed: {stdout}{stderr}")
+    rss["workers_kb"] = watch.peak_kb
+    return json.loads(stdout), rss, wall
+
+
+def _raw_rate(f: LogFactory, count: int) -> float:
+    """Signatures/s of cryptography's Ed25519 verify alone, on the log's own signatures."""
+    triples = []
+    for data in f.entries[: min(count, f.size)]:
+        record = parse_entry(data).record
+        for sig in record.signatures:
+            key = Ed25519PublicKey.from_public_bytes(sig.public_key)
+            triples.append((key, sig.signature, record.body_bytes))
+    for key, sig, msg in triples[:200]:  # warm up
+        key.verify(sig, msg)
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for key, sig, msg in triples:
+            key.verify(sig, msg)
+        best = max(best, len(triples) / (time.perf_counter() - t))
+    return best
+
+
+def _bench_size(size: int, quick: bool, work: Path, jobs: int) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    f = LogFactory(seed=f"bench {size}")
+    t = time.perf_counter()
+    f.grow(size, registrations=0.01)
+    log = f.write(work / f"log-{size}")
+    rows.append(
+        _row(
+            f"build_log_{size}",
+            time.perf_counter() - t,
+            "s",
+            f"{len(f.members):,} signatories, {len(f.statements):,} statements (not the verifier)",
+        )
+    )
+    vkey = f.log_key.vkey
+    raw = _raw_rate(f, 2_000 if quick else 20_000)
+    rows.append(_row("ed25519_raw", raw, "sig/s", "cryptography verify, 1 process, no checks"))
+    rows.append(_row(f"ed25519_raw_x{jobs}", raw * jobs, "sig/s", f"raw rate times {jobs} jobs"))
+
+    for j in sorted({1, jobs}):
+        report, rss, wall = _verify(log, vkey, "--jobs", str(j))
+        sigs = int(report["signatures_checked"])  # type: ignore[call-overload]
+        rate = sigs / float(report["elapsed_s"])  # type: ignore[arg-type]
+        note = (
+            f"{size:,} entries, {sigs:,} signatures in {report['elapsed_s']} s "
+            f"({wall:.1f} s with start-up); ratio to raw x {j}: {rate / (raw * j):.2f}"
+        )
+        rows.append(_row(f"verify_full_{size}_jobs{j}", rate, "sig/s", note))
+        rows.append(
+            _row(f"verify_full_{size}_jobs{j}_ratio", rate / (raw * j), "ratio", "target >= 0.85")
+        )
+        rows.append(
+            _row(f"peak_rss_{size}_jobs{j}_main", rss["self_kb"] / 1024, "MB", "verifier process")
+        )
+        if j > 1:
+            rows.append(
+                _row(
+                    f"peak_rss_{size}_jobs{j}_worker",
+                    rss["workers_kb"] / 1024,
+                    "MB",
+                    "largest worker (polled every 20 ms)",
+                )
+            )
+
+    state = work / f"state-{size}.json"
+    _verify(log, vkey, "--jobs", str(jobs), "--state", str(state))
+    f.grow(1_000, registrations=0.01)
+    f.write(log)
+    report, rss, wall = _verify(log, vkey, "--jobs", str(jobs), "--state", str(state))
+    assert report["entries_checked"] == 1_000, report
+    rows.append(
+        _row(
+            f"verify_incremental_1000_on_{size}",
+            wall,
+            "s",
+            f"command with start-up, state load and save; checks {report['elapsed_s']} s",
+        )
+    )
+    rows.append(_row(f"state_file_{size}", state.stat().st_size / 1024, "KiB", "--state file"))
+    rows.append(
+        _row(f"peak_rss_incremental_{size}", rss["self_kb"] / 1024, "MB", "verifier process")
+    )
+    return rows
+
+
+def run(quick: bool, million: bool | None = None) -> list[dict[str, object]]:
+    if million is None:
+        million = os.environ.get("LEDGER_BENCH_MILLION") == "1"
+    jobs = os.cpu_count() or 1
+    sizes = [5_000] if quick else [100_000]
+    if million and not quick:
+        sizes.append(1_000_000)
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+        for size in sizes:
+            rows.extend(_bench_size(size, quick, Path(tmp), jobs))
+    return rows
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    for row in run("--quick" in args, million=True if "--million" in args else None):
+        print(f"{row['benchmark']:36} {row['value']:>14,.3f} {row['unit']:6} {row['note']}")

@@ -1,0 +1,797 @@
+"""Verify a whole log, or the part added since the last run, and receipts, offline.
+
+This is the procedure of docs/spec.md, "Verification procedure", run against a
+:class:`ledger.source.Source` (a tlog-tiles directory or URL) that is trusted for
+nothing: every byte is checked against a checkpoint signed by a key the *user*
+supplied (:class:`Trust`, from vkeys or a C2SP tlog-policy file).
+
+:func:`verify_log`, steps of "Checking a whole log":
+
+1-2. fetch ``checkpoint``, verify its signature (and the policy's witness quorum)
+     and its origin;
+8-10. with a stored :class:`~ledger.verifystate.VerifierState`: the new size must
+     not be smaller and the new tree must extend the stored one (an RFC 9162
+     consistency proof computed from the source's tiles, each tile checked against
+     the new root); otherwise :class:`ForkError` carries both signed checkpoints;
+3-4. stream the entry bundles from the first one holding an unverified entry;
+     split each (exact count, nothing left over); parse every entry and its record
+     strictly and check every signature (in ``jobs`` processes, in chunks of one
+     bundle); then, in log order in this process, check index, ``prev`` and time
+     and replay the semantic rules (``ledger.rules.evaluate``) on a
+     :class:`~ledger.state.MemoryState`;
+5.   hash every entry into the tree, checking every hash tile the source serves
+     (full tiles as they complete, then the partial ones) against the recomputed
+     hashes, and compare the root with the signed one;
+6-7. the tallies come from the final state; the caller saves the new state.
+
+Memory stays bounded whatever the log's size: a few bundles are in flight at a
+time, the tree is kept as one incomplete tile per level (a compact range at tile
+granularity), and the replayed state grows with signatories, statements and
+(signatory, statement) pairs, not with entries.
+
+The first failure in log order is raised as a :mod:`ledger.errors` exception
+naming the entry (``index``), the ``field`` (a record field, or the tlog-tiles
+path of a tile or bundle) and what was expected and found.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger import ed25519, merkle, tiles
+from ledger.checkpoint import Checkpoint, open_checkpoint
+from ledger.encoding import b64encode
+from ledger.entry import Entry, parse_entry
+from ledger.errors import (
+    FormatError,
+    LedgerError,
+    ProofError,
+    RootMismatchError,
+    SignatureError,
+    VerificationError,
+)
+from ledger.fork import (
+    EVIDENCE_FORMAT,
+    ForkError,
+    check_evidence,
+    derived_old_root,
+    evidence_bytes,
+    fork_evidence,
+    is_power_of_two,
+)
+from ledger.note import Ed25519Verifier, Verifier, parse_vkey
+from ledger.policy import Policy, parse_policy
+from ledger.receipt import parse_receipt, verify_receipt
+from ledger.records import Registration, Rotation, SignedRecord, verify_signatures
+from ledger.rules import DEFAULT_MAX_AGE_S
+from ledger.source import NotFoundError, Source
+from ledger.state import MemoryState
+from ledger.tiletree import WIDTH, TileTree
+from ledger.verifystate import StateError, VerifierState
+
+#: Below this many entries to check, worker processes cost more than they save.
+MIN_ENTRIES_FOR_PROCESSES = 2 * WIDTH
+#: How many warnings (entries older than max_age) a report keeps in full.
+MAX_WARNINGS = 100
+
+
+# --- trust ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """What the user trusts: the log's origin and keys, and optionally a witness policy.
+
+    Build it with :meth:`from_vkeys` or :meth:`from_policy`; never from anything
+    the source serves.
+    """
+
+    origin: str
+    verifiers: tuple[Verifier, ...]
+    policy: Policy | None = None  # when the trust came from a policy file
+
+    @classmethod
+    def from_vkeys(cls, vkeys: Sequence[str], origin: str | None = None) -> Trust:
+        """Trust the log keys ``vkeys``; the origin is their key name unless given."""
+        if not vkeys:
+            raise FormatError("at least one log key is required", field="log-key")
+        verifiers: list[Verifier] = []
+        for vkey in vkeys:
+            v = parse_vkey(vkey)
+            if not isinstance(v, Ed25519Verifier):
+                raise FormatError(
+                    "a log key must be an Ed25519 note key (signature type 0x01), "
+                    "not a witness cosignature key",
+                    field="log-key",
+                    found=vkey,
+                )
+            verifiers.append(v)
+        return cls(_origin_of(verifiers, origin), tuple(verifiers))
+
+    @classmethod
+    def from_policy(cls, text: bytes, origin: str | None = None) -> Trust:
+        """Trust the logs and witness quorum of a C2SP tlog-policy file."""
+        pol = parse_policy(text)
+        verifiers = tuple(pol.logs)
+        if not verifiers:
+            raise FormatError("the policy names no log", field="policy")
+        return cls(_origin_of(verifiers, origin), verifiers, pol)
+
+    def open_checkpoint(self, data: bytes) -> Checkpoint:
+        """Verify a signed checkpoint (signature, origin, witness quorum) and parse it."""
+        cp, note = open_checkpoint(data, self.verifiers, self.origin)
+        if self.policy is not None:
+            self.policy.check_quorum(note)
+        return cp
+
+
+def _origin_of(verifiers: Sequence[Verifier], origin: str | None) -> str:
+    names = sorted({v.name for v in verifiers})
+    if origin is not None:
+        return origin
+    if len(names) != 1:
+        raise FormatError(
+            "the log keys have different names; give the origin explicitly",
+            field="origin",
+            found=names,
+        )
+    return names[0]
+
+
+# --- reading bundles -------------------------------------------------------------
+
+
+def _read_bundle(source: Source, k: int, size: int) -> list[bytes]:
+    """The entries of bundle ``k`` of a tree of ``size`` entries, split strictly."""
+    width = min(WIDTH, size - k * WIDTH)
+    path = tiles.entries_path(k, width)
+    try:
+        data = source.fetch(path)
+    except NotFoundError:
+        if width == WIDTH:
+            raise
+        # A partial bundle may be gone once the full one exists (tlog-tiles).
+        full = source.fetch(tiles.entries_path(k))
+        data = _bundle_prefix(full, width)
+    try:
+        return tiles.decode_bundle(data, expected_count=width)
+    except FormatError as e:
+        first = k * WIDTH
+        raise FormatError(
+            f"entry bundle of entries {first}..{first + width - 1}: {e.message}",
+            code=e.code,
+            field=path,
+            expected=e.expected,
+            found=e.found,
+        ) from None
+
+
+def _bundle_prefix(data: bytes, count: int) -> bytes:
+    """The bytes of the first ``count`` entries of a bundle (to cut a full one)."""
+    pos = 0
+    for _ in range(count):
+        if pos + 2 > len(data):
+            break
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+    return data[:pos]
+
+
+class _Bundles:
+    """Fetch bundles ahead of use in a few threads (I/O), yielding them in order."""
+
+    def __init__(self, source: Source, first: int, size: int, ahead: int) -> None:
+        self._source = source
+        self._next = first
+        self._end = -(-size // WIDTH)
+        self._size = size
+        self._ahead = ahead
+        self._pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="fetch")
+        self._pending: deque[tuple[int, Future[list[bytes]]]] = deque()
+
+    def __iter__(self) -> Iterator[tuple[int, list[bytes]]]:
+        try:
+            while True:
+                while self._next < self._end and len(self._pending) < 2 * self._ahead:
+                    fut = self._pool.submit(_read_bundle, self._source, self._next, self._size)
+                    self._pending.append((self._next, fut))
+                    self._next += 1
+                if not self._pending:
+                    return
+                k, fut = self._pending.popleft()
+                yield k, fut.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- checking signatures (in worker processes) ------------------------------------
+
+#: (entry offset in its bundle, signature number, public key, signature, message)
+Triple = tuple[int, int, bytes, bytes, bytes]
+
+
+def _verify_triples(triples: Sequence[Triple]) -> tuple[int, int, LedgerError] | None:
+    """Check each signature with the acceptance rule (``ledger.ed25519.verify``), in
+    order; return the first failure as (offset, signature number, error)."""
+    for offset, n, pub, sig, msg in triples:
+        try:
+            ed25519.verify(pub, sig, msg)
+        except LedgerError as e:
+            return offset, n, e
+    return None
+
+
+def _check_signers(record: SignedRecord) -> None:
+    """:func:`ledger.records.verify_signatures` but for its Ed25519 checks, which run
+    in the worker processes: the count, distinct keys, a registration signed by its
+    key, a rotation's second signature by the new key (docs/spec.md, "Signatures",
+    steps 1 to 4). ``tests/test_verify_parts.py`` checks that both agree."""
+    sigs, required = record.signatures, record.required_signatures
+    if len(sigs) != required:  # parse_record already refuses this; keep the rule whole
+        raise SignatureError(
+            f"a record of type {record.body.TYPE!r} needs {required} signature(s)"
+            + (" (this is a draft)" if len(sigs) < required else ""),
+            code="missing_signature" if len(sigs) < required else "extra_signature",
+            field="sig",
+            expected=required,
+            found=len(sigs),
+        )
+    keys = [s.public_key for s in sigs]
+    if len(set(keys)) != len(keys):
+        raise SignatureError("one key signs the record twice", field="sig")
+    body = record.body
+    if isinstance(body, Registration) and keys[0] != body.key:
+        raise SignatureError(
+            "a registration must be signed by the key it registers",
+            code="wrong_signer",
+            field="sig",
+            expected=body.key,
+            found=keys[0],
+        )
+    if isinstance(body, Rotation) and keys[1] != body.new_key:
+        raise SignatureError(
+            "the second signature of a rotation must be by the new key",
+            code="wrong_signer",
+            field="sig",
+            expected=body.new_key,
+            found=keys[1],
+        )
+
+
+def _worker_for(public_key: bytes, jobs: int) -> int:
+    """Each key goes to one worker, so that its one-off acceptance check (steps 1-4
+    of the rule, about a millisecond in pure Python, then cached) runs once."""
+    return zlib.crc32(public_key) % jobs
+
+
+def _noop() -> None:
+    pass
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes, all started now, before this process starts any thread.
+
+    ``fork`` is used while this process has a single thread (then forking is safe,
+    and callers need no ``if __name__ == "__main__"`` guard); with threads already
+    running, ``forkserver`` (or ``spawn``) instead.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["ledger.verify"])
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    # With fork, the first task starts every worker at once (CPython does not fork
+    # workers on demand then): do it before the fetching threads exist.
+    pool.submit(_noop).result()
+    return pool
+
+
+# --- results -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Notice:
+    """A finding that does not make the log invalid (docs/spec.md rule 3)."""
+
+    index: int
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class Result:
+    """A verified log: the checkpoint, what was checked, and the replayed state."""
+
+    checkpoint: Checkpoint
+    signed_checkpoint: bytes
+    previous_size: int  # entries verified by earlier runs
+    entries_checked: int
+    signatures_checked: int
+    tiles_checked: int
+    replay: MemoryState
+    state: VerifierState
+    elapsed_s: float
+    warnings: list[Notice] = field(default_factory=list)
+    warnings_total: int = 0
+
+    def report(self) -> dict[str, Any]:
+        """The machine-readable report (``ledger-verify --json``)."""
+        return {
+            "valid": True,
+            "origin": self.checkpoint.origin,
+            "size": self.checkpoint.size,
+            "root": b64encode(self.checkpoint.root),
+            "checkpoint": self.signed_checkpoint.decode("utf-8"),
+            "verified_from": self.previous_size,
+            "entries_checked": self.entries_checked,
+            "signatures_checked": self.signatures_checked,
+            "tiles_checked": self.tiles_checked,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "warnings": [
+                {"index": w.index, "code": w.code, "message": w.message} for w in self.warnings
+            ],
+            "warnings_total": self.warnings_total,
+            "tallies": self.replay.summary(),
+        }
+
+
+# --- the procedure ---------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]
+
+
+def fetch_checkpoint(source: Source, trust: Trust) -> tuple[Checkpoint, bytes]:
+    """Steps 1-2: the source's checkpoint, verified against ``trust``."""
+    data = source.fetch("checkpoint")
+    try:
+        return trust.open_checkpoint(data), data
+    except LedgerError as e:
+        raise type(e)(
+            e.message,
+            code=e.code,
+            index=e.index,
+            field=f"checkpoint {e.field}" if e.field else "checkpoint",
+            expected=e.expected,
+            found=e.found,
+        ) from None
+
+
+def verify_log(
+    source: Source,
+    trust: Trust,
+    *,
+    state: VerifierState | None = None,
+    jobs: int = 1,
+    max_age_s: int | None = DEFAULT_MAX_AGE_S,
+    progress: Progress | None = None,
+    fetch_ahead: int = 4,
+) -> Result:
+    """Verify the log at ``source``, all of it or (with ``state``) what is new.
+
+    Returns the :class:`Result` (its ``state`` is what to save for the next run).
+    Raises a :class:`~ledger.errors.VerificationError` or
+    :class:`~ledger.errors.FormatError` for an invalid log, :class:`ForkError` if
+    the log is not consistent with ``state``, and
+    :class:`~ledger.source.SourceError` if the source cannot be read.
+    ``max_age_s`` is only reported on (rule 3): entries older than that are
+    listed in ``Result.warnings``.
+
+    ``state`` is consumed: its replayed state moves on as entries are checked, so
+    after a failure reload it from its file rather than reuse it.
+    """
+    started = time.monotonic()
+    cp, signed = fetch_checkpoint(source, trust)
+    # The consistency proof and the tree checks may need the same few tiles.
+    fetch_tile = _RecentTiles(source.fetch)
+
+    if state is None:
+        replay = MemoryState(trust.origin, max_age_s=None)
+        tree = TileTree(fetch_tile)
+        start = 0
+    else:
+        _check_state(state, trust)
+        check_consistency(fetch_tile, state, cp, signed)
+        replay = state.replay
+        replay.max_age_s = None  # rule 3 is reported, not enforced (see _age_warning)
+        tree = TileTree(fetch_tile, state.size, state.tiles)
+        start = state.size
+
+    result = Result(
+        checkpoint=cp,
+        signed_checkpoint=signed,
+        previous_size=start,
+        entries_checked=0,
+        signatures_checked=0,
+        tiles_checked=0,
+        replay=replay,
+        # What to save once all is checked; tree.levels is updated in place.
+        state=VerifierState(trust.origin, signed, cp.size, cp.root, tree.levels, replay),
+        elapsed_s=0.0,
+    )
+    if cp.size > start:
+        checker = _EntryChecker(
+            tree, replay, result, jobs=jobs, max_age_s=max_age_s, progress=progress
+        )
+        checker.run(source, start, cp.size, fetch_ahead)
+    root = tree.finish()
+    result.tiles_checked = tree.tiles_checked
+    if root != cp.root:
+        raise RootMismatchError(
+            "the root of the entries is not the root of the signed checkpoint",
+            field="root",
+            expected=cp.root,
+            found=root,
+        )
+    result.elapsed_s = time.monotonic() - started
+    return result
+
+
+class _RecentTiles:
+    """``fetch`` that remembers the last few hash tiles it read (never bundles)."""
+
+    def __init__(self, fetch: Callable[[str], bytes], keep: int = 64) -> None:
+        self._fetch = fetch
+        self._keep = keep
+        self._tiles: OrderedDict[str, bytes] = OrderedDict()
+
+    def __call__(self, path: str) -> bytes:
+        data = self._tiles.get(path)
+        if data is None:
+            data = self._fetch(path)
+            self._tiles[path] = data
+            if len(self._tiles) > self._keep:
+                self._tiles.popitem(last=False)
+        else:
+            self._tiles.move_to_end(path)
+        return data
+
+
+def _check_state(state: VerifierState, trust: Trust) -> None:
+    """A state file is only as good as its integrity: check what can be checked."""
+    if state.origin != trust.origin:
+        raise StateError(
+            "the state file is for another log",
+            field="origin",
+            expected=trust.origin,
+            found=state.origin,
+        )
+    try:
+        cp = trust.open_checkpoint(state.checkpoint)
+    except LedgerError as e:
+        raise StateError(
+            f"the state's checkpoint does not verify: {e}", field="checkpoint"
+        ) from None
+    if (cp.size, cp.root) != (state.size, state.root):
+        raise StateError(
+            "the state's size and root are not its checkpoint's",
+            field="checkpoint",
+            expected=(cp.size, cp.root.hex()),
+            found=(state.size, state.root.hex()),
+        )
+    root = TileTree(_no_fetch, state.size, state.tiles).root()
+    if root != state.root:
+        raise StateError(
+            "state file is damaged: its tree does not give its root",
+            field="tiles",
+            expected=state.root,
+            found=root,
+        )
+
+
+def _no_fetch(path: str) -> bytes:
+    raise AssertionError(path)  # pragma: no cover - computing a root fetches nothing
+
+
+@dataclass(slots=True)
+class _Bundle:
+    """A bundle on its way through: parsed here, signatures checked by the workers."""
+
+    first: int  # index of raw[0]
+    raw: list[bytes]
+    entries: list[Entry]  # parsed, up to the first that does not parse
+    parse_error: LedgerError | None
+    checks: list[Future[tuple[int, int, LedgerError] | None]]
+
+
+class _EntryChecker:
+    """Steps 3-5 for entries ``start`` to ``size - 1``.
+
+    This process parses each bundle and sends its signatures, as (key, signature,
+    message) triples, to ``jobs`` worker processes; while they verify, it parses
+    the next bundles. It then takes the bundles in order and, entry by entry,
+    checks index, ``prev`` and time, the signers, the workers' verdict, and the
+    semantic rules, and hashes the entry into the tree. With one job (or a small
+    log) it calls ``ledger.records.verify_signatures`` itself.
+    """
+
+    def __init__(
+        self,
+        tree: TileTree,
+        replay: MemoryState,
+        result: Result,
+        *,
+        jobs: int,
+        max_age_s: int | None,
+        progress: Progress | None,
+    ) -> None:
+        self.tree = tree
+        self.replay = replay
+        self.result = result
+        self.jobs = jobs
+        self.max_age_s = max_age_s
+        self.progress = progress
+        self.total = 0
+        self.pool: ProcessPoolExecutor | None = None
+        self.in_flight: deque[_Bundle] = deque()
+
+    def run(self, source: Source, start: int, size: int, fetch_ahead: int) -> None:
+        self.total = size - start
+        if self.jobs > 1 and self.total >= MIN_ENTRIES_FOR_PROCESSES:
+            self.pool = _pool(self.jobs)
+        window = 2 * self.jobs if self.pool is not None else 0
+        try:
+            for k, bundle in _Bundles(source, start // WIDTH, size, fetch_ahead):
+                first = k * WIDTH
+                raw = bundle
+                if first < start:
+                    raw = _skip_verified(bundle, first, start, self.tree)
+                    first = start
+                self.in_flight.append(self._parse(first, raw))
+                while len(self.in_flight) > window:
+                    self._settle(self.in_flight.popleft())
+            while self.in_flight:
+                self._settle(self.in_flight.popleft())
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _parse(self, first: int, raw: list[bytes]) -> _Bundle:
+        entries: list[Entry] = []
+        parse_error: LedgerError | None = None
+        for offset, data in enumerate(raw):
+            try:
+                entries.append(parse_entry(data))
+            except LedgerError as e:
+                e.index = first + offset  # the position in the log, whatever it claims
+                parse_error = e
+                break
+        checks: list[Future[tuple[int, int, LedgerError] | None]] = []
+        if self.pool is not None:
+            groups: list[list[Triple]] = [[] for _ in range(self.jobs)]
+            for offset, entry in enumerate(entries):
+                record = entry.record
+                for n, sig in enumerate(record.signatures):
+                    groups[_worker_for(sig.public_key, self.jobs)].append(
+                        (offset, n, sig.public_key, sig.signature, record.body_bytes)
+                    )
+            checks = [self.pool.submit(_verify_triples, g) for g in groups if g]
+        return _Bundle(first, raw, entries, parse_error, checks)
+
+    def _settle(self, bundle: _Bundle) -> None:
+        result = self.result
+        failed: tuple[int, int, LedgerError] | None = None
+        for check in bundle.checks:
+            verdict = check.result()
+            if verdict is not None and (failed is None or verdict[:2] < failed[:2]):
+                failed = verdict
+        for offset, entry in enumerate(bundle.entries):
+            index = bundle.first + offset
+            # Step 4.2 (index, prev, time), then 4.3 (signatures), then 4.4 (rules).
+            self.replay.check_place(entry)
+            try:
+                if self.pool is None:
+                    verify_signatures(entry.record)
+                else:
+                    _check_signers(entry.record)
+                    if failed is not None and failed[0] == offset:
+                        raise failed[2]
+            except LedgerError as e:
+                e.index = index
+                raise
+            data = bundle.raw[offset]
+            leaf = merkle.leaf_hash(data)
+            effect = self.replay.append(entry, leaf)
+            if self.max_age_s is not None:
+                _age_warning(result, entry, effect.signed_at, self.max_age_s)
+            self.tree.add(leaf)
+            result.entries_checked += 1
+            result.signatures_checked += len(entry.record.signatures)
+        if bundle.parse_error is not None:
+            raise bundle.parse_error
+        if self.progress is not None:
+            self.progress(result.entries_checked, self.total)
+
+
+def _skip_verified(raw: list[bytes], first: int, start: int, tree: TileTree) -> list[bytes]:
+    """Drop the entries of a bundle that an earlier run verified, checking they did not change."""
+    done = start - first
+    kept = tree.levels[0] if tree.levels else []
+    for offset in range(done):
+        leaf = merkle.leaf_hash(raw[offset])
+        if offset >= len(kept) or kept[offset] != leaf:
+            raise RootMismatchError(
+                "entry differs from the one verified by an earlier run",
+                code="entry_changed",
+                index=first + offset,
+                field="entry",
+                expected=kept[offset] if offset < len(kept) else None,
+                found=leaf,
+            )
+    return raw[done:]
+
+
+def _age_warning(result: Result, entry: Entry, signed_at: int, max_age_s: int) -> None:
+    if signed_at >= entry.time_ms // 1000 - max_age_s:
+        return
+    result.warnings_total += 1
+    if len(result.warnings) < MAX_WARNINGS:
+        result.warnings.append(
+            Notice(
+                entry.index,
+                "too_old",
+                f"signed_at {signed_at} is more than {max_age_s} s before the integration "
+                f"time {entry.time_ms // 1000} (rule 3; reported, not an error)",
+            )
+        )
+
+
+# --- consistency and forks ---------------------------------------------------------------
+
+
+def check_consistency(
+    fetch: Callable[[str], bytes], state: VerifierState, cp: Checkpoint, signed: bytes
+) -> None:
+    """Steps 8-10: raise ForkError unless ``cp`` extends the stored checkpoint.
+
+    ``fetch`` reads the source's tiles (``Source.fetch``).
+    """
+    old_size, new_size = state.size, cp.size
+    if new_size < old_size:
+        raise ForkError(
+            "the source's checkpoint is older than the stored verified checkpoint "
+            "(the log or mirror went back: a rollback)",
+            fork_evidence(state.checkpoint, signed, []),
+            field="size",
+            expected=f">= {old_size}",
+            found=new_size,
+        )
+    if new_size == old_size:
+        if cp.root != state.root:
+            raise ForkError(
+                "two signed checkpoints of the same size have different roots",
+                fork_evidence(state.checkpoint, signed, []),
+                field="root",
+                expected=state.root,
+                found=cp.root,
+            )
+        return
+    if old_size == 0:
+        return  # the empty tree is a prefix of every tree
+    # The proof is built from the source's tiles, each checked against the new root:
+    # a failure here is a damaged source, not a fork.
+    reader = tiles.TileHashReader(new_size, cp.root, fetch)
+    proof = merkle.consistency_proof(old_size, new_size, reader)
+    try:
+        merkle.verify_consistency(old_size, new_size, state.root, cp.root, proof)
+    except ProofError:
+        if is_power_of_two(old_size):
+            # RFC 9162 leaves out the old root here; the evidence carries the new
+            # tree's hash of those leaves instead, so that it proves the fork alone.
+            proof = [merkle.tree_hash(old_size, reader), *proof]
+        raise ForkError(
+            "the source's checkpoint is not consistent with the stored verified checkpoint",
+            fork_evidence(state.checkpoint, signed, proof),
+            field="root",
+            expected=state.root,
+            found=derived_old_root(old_size, new_size, proof),
+        ) from None
+
+
+# --- receipts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptResult:
+    """A valid receipt: the entry's index, the checkpoint, and the entry if given."""
+
+    index: int
+    leaf_hash: bytes
+    checkpoint: Checkpoint
+    entry: Entry | None
+
+
+def verify_receipt_file(
+    data: bytes, trust: Trust, *, entry: bytes | None = None, leaf_hash: bytes | None = None
+) -> ReceiptResult:
+    """docs/spec.md, "Checking a receipt", steps 1-4, given the entry or its leaf hash.
+
+    With the entry, it is also parsed strictly, its index must be the receipt's
+    and its signatures must verify.
+    """
+    if (entry is None) == (leaf_hash is None):
+        raise ValueError("give exactly one of entry and leaf_hash")
+    rc = parse_receipt(data)
+    leaf = merkle.leaf_hash(entry) if entry is not None else leaf_hash
+    assert leaf is not None
+    cp = verify_receipt(rc, leaf, trust.verifiers, trust.origin, policy=trust.policy)
+    parsed: Entry | None = None
+    if entry is not None:
+        parsed = parse_entry(entry)
+        if parsed.index != rc.index:
+            raise VerificationError(
+                "the entry's index is not the receipt's",
+                code="broken_chain",
+                index=rc.index,
+                field="index",
+                expected=rc.index,
+                found=parsed.index,
+            )
+        try:
+            verify_signatures(parsed.record)
+        except LedgerError as e:
+            e.index = rc.index
+            raise
+    return ReceiptResult(rc.index, leaf, cp, parsed)
+
+
+# --- helpers for reports --------------------------------------------------------------
+
+
+def error_report(e: LedgerError) -> dict[str, Any]:
+    """A failure as JSON-ready data: code, message, index, field, expected, found."""
+    return {
+        "code": e.code,
+        "message": e.message,
+        "index": e.index,
+        "field": e.field,
+        "expected": _plain(e.expected),
+        "found": _plain(e.found),
+        "text": str(e),
+    }
+
+
+def _plain(v: object) -> object:
+    if isinstance(v, bytes):
+        return v.hex()
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return repr(v)
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+__all__ = [
+    "EVIDENCE_FORMAT",
+    "ForkError",
+    "Notice",
+    "ReceiptResult",
+    "Result",
+    "TileTree",
+    "Trust",
+    "check_consistency",
+    "check_evidence",
+    "default_jobs",
+    "error_report",
+    "evidence_bytes",
+    "fetch_checkpoint",
+    "fork_evidence",
+    "verify_log",
+    "verify_receipt_file",
+]

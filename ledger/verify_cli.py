@@ -1,0 +1,462 @@
+"""``ledger-verify``: check an Endorsement Ledger log, a receipt or fork evidence.
+
+The standalone verifier of docs/spec.md, "Verification procedure". It needs only
+the standard library and ``cryptography``, and trusts only the keys given on its
+command line (``--log-key`` vkeys or a C2SP tlog-policy file), never the server
+it reads. See ``ledger-verify --help`` for the commands and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ledger import __version__
+from ledger.encoding import b64encode, parse_hex32
+from ledger.errors import FormatError, LedgerError
+from ledger.rules import DEFAULT_MAX_AGE_S
+from ledger.source import DEFAULT_TIMEOUT_S, SourceError, open_source
+from ledger.state import KINDS
+from ledger.verify import (
+    ForkError,
+    Result,
+    Trust,
+    check_evidence,
+    default_jobs,
+    error_report,
+    evidence_bytes,
+    verify_log,
+    verify_receipt_file,
+)
+from ledger.verifystate import StateError, load_state, save_state, write_atomically
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_FORK = 3
+#: Statements listed in the human summary (all of them are in --json).
+MAX_SHOWN = 50
+
+EPILOG = """\
+exit codes:
+  0  valid: every check passed
+  1  invalid: a check failed; the message names what failed and where
+     (entry index, field or tile path, expected and found values)
+  2  usage error, or a source, key, policy, state or input file could not be read
+  3  fork: the log's checkpoint is not consistent with the one verified before
+     (log --state), or the evidence file proves a fork (evidence)
+
+examples:
+  ledger-verify log https://ledger.example.org/paris-call \\
+      --log-key 'ledger.example.org/paris-call+862f1e68+AWzr...' --state paris.state
+  ledger-verify log ./mirror --policy paris.policy --json
+  ledger-verify receipt entry-17.tlog-proof --entry entry-17.txt --log-key VKEY
+  ledger-verify evidence paris.state.fork-evidence.json --log-key VKEY
+"""
+
+
+class UsageError(Exception):
+    """A bad argument or an unreadable input file: exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledger-verify",
+        description=(
+            "Verify an Endorsement Ledger log, receipt or fork evidence, trusting only "
+            "the log keys you give (--log-key or --policy), never the server."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    trust = argparse.ArgumentParser(add_help=False)
+    group = trust.add_argument_group("trust (one of --log-key or --policy is required)")
+    group.add_argument(
+        "--log-key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="the log's verifier key, <origin>+<key id>+<base64>; repeatable",
+    )
+    group.add_argument(
+        "--policy", metavar="FILE", help="a C2SP tlog-policy file (log and witness keys, quorum)"
+    )
+    group.add_argument(
+        "--origin",
+        help="the log's origin, when the keys belong to several logs (default: their name)",
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
+        "--json", action="store_true", help="print a machine-readable report on stdout"
+    )
+
+    log = sub.add_parser(
+        "log",
+        parents=[trust, output],
+        help="verify a whole log, or what is new since --state",
+        description=(
+            "Fetch the log's checkpoint, every entry bundle and tile, and check them all: "
+            "signatures, chain, semantic rules, tiles and root. Prints the tallies."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    log.add_argument(
+        "source", metavar="SOURCE", help="log or mirror URL (http/https), or directory"
+    )
+    log.add_argument(
+        "--state",
+        metavar="FILE",
+        help="remember the verified checkpoint here; the next run checks only new entries "
+        "and that the new checkpoint is consistent with this one",
+    )
+    log.add_argument(
+        "--evidence",
+        metavar="FILE",
+        help="where to save fork evidence (default: the state file + .fork-evidence.json)",
+    )
+    log.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        metavar="N",
+        help="processes checking signatures (default: all %(default)s cores)",
+    )
+    log.add_argument(
+        "--max-age",
+        type=int,
+        default=DEFAULT_MAX_AGE_S,
+        metavar="SECONDS",
+        help="report (without failing) records signed longer than this before they were "
+        "logged (rule 3; default %(default)s s, the spec's 30 days; 0: do not report)",
+    )
+    log.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="network timeout per request (default %(default)s)",
+    )
+    log.add_argument(
+        "--no-progress", action="store_true", help="no progress bar, even on a terminal"
+    )
+    log.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the verdict, not the tallies"
+    )
+
+    receipt = sub.add_parser(
+        "receipt",
+        parents=[trust, output],
+        help="check a tlog-proof receipt offline",
+        description="Check a C2SP tlog-proof receipt against the trusted log key, offline.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    receipt.add_argument("file", metavar="FILE", help="the receipt (.tlog-proof)")
+    which = receipt.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--entry", metavar="FILE", help="the entry the receipt is for (also checked strictly)"
+    )
+    which.add_argument("--leaf-hash", metavar="HEX", help="the entry's leaf hash, in hex")
+
+    evidence = sub.add_parser(
+        "evidence",
+        parents=[trust, output],
+        help="check fork evidence saved by 'log --state'",
+        description="Check that a fork evidence file proves that the log forked.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evidence.add_argument("file", metavar="FILE", help="the evidence file (JSON)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ledger-verify``; return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse reports usage errors (2) and --help (0) this way
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    try:
+        trust = _trust(args)
+        if args.command == "log":
+            return _cmd_log(args, trust)
+        if args.command == "receipt":
+            return _cmd_receipt(args, trust)
+        return _cmd_evidence(args, trust)
+    except UsageError as e:
+        _say(sys.stderr, f"ledger-verify: error: {e}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say(sys.stderr, "ledger-verify: interrupted")
+        return 130
+
+
+# --- trust -----------------------------------------------------------------------------
+
+
+def _trust(args: argparse.Namespace) -> Trust:
+    if bool(args.log_key) == bool(args.policy):
+        raise UsageError("give the log's key with --log-key VKEY, or a --policy FILE (not both)")
+    try:
+        if args.policy:
+            return Trust.from_policy(_read(args.policy, "policy"), args.origin)
+        return Trust.from_vkeys(args.log_key, args.origin)
+    except LedgerError as e:
+        raise UsageError(f"bad {'policy' if args.policy else 'log key'}: {e}") from None
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read {what} file {path}: {e.strerror or e}") from None
+
+
+# --- log ---------------------------------------------------------------------------------
+
+
+def _cmd_log(args: argparse.Namespace, trust: Trust) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.max_age < 0:
+        raise UsageError("--max-age must not be negative")
+    if args.evidence and not args.state:
+        raise UsageError("--evidence needs --state (a fork is found against a stored checkpoint)")
+    state = None
+    if args.state:
+        try:
+            state = load_state(args.state)
+        except OSError as e:
+            raise UsageError(f"cannot read state file {args.state}: {e.strerror or e}") from None
+        except FormatError as e:
+            raise UsageError(f"state file {args.state} is not usable: {e}") from None
+    progress = None
+    if not args.no_progress and sys.stderr.isatty():
+        progress = _ProgressBar(sys.stderr)
+    try:
+        source = open_source(args.source, timeout=args.timeout)
+        try:
+            result = verify_log(
+                source,
+                trust,
+                state=state,
+                jobs=args.jobs,
+                max_age_s=args.max_age or None,
+                progress=progress,
+            )
+        finally:
+            if progress:
+                progress.clear()  # before any message
+    except ForkError as e:
+        path = Path(args.evidence or f"{args.state}.fork-evidence.json")
+        saved = _save_evidence(path, e.evidence)
+        return _fail(args, e, EXIT_FORK, "FORK", evidence=str(path) if saved else None)
+    except SourceError as e:
+        return _fail(args, e, EXIT_USAGE, "I/O ERROR")
+    except StateError as e:
+        return _fail(args, e, EXIT_USAGE, f"UNUSABLE STATE FILE {args.state}")
+    except LedgerError as e:
+        return _fail(args, e, EXIT_INVALID, "INVALID")
+    if args.state:
+        try:
+            save_state(args.state, result.state)
+        except OSError as e:
+            raise UsageError(f"cannot write state file {args.state}: {e.strerror or e}") from None
+    if args.json:
+        report = result.report()
+        report["source"] = source.location
+        report["state_file"] = args.state
+        _say(sys.stdout, json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        _print_result(sys.stdout, result, source.location, quiet=args.quiet, state=args.state)
+    return EXIT_VALID
+
+
+def _save_evidence(path: Path, evidence: dict[str, Any]) -> bool:
+    try:
+        write_atomically(path, evidence_bytes(evidence))
+        path.chmod(0o644)  # evidence is meant to be shared
+    except OSError as e:
+        _say(sys.stderr, f"ledger-verify: cannot save the fork evidence to {path}: {e}")
+        return False
+    return True
+
+
+def _fail(args: argparse.Namespace, e: LedgerError, code: int, verdict: str, **extra: Any) -> int:
+    if args.json:
+        report: dict[str, Any] = {"valid": False, "exit_code": code, "error": error_report(e)}
+        report.update(extra)
+        _say(sys.stdout, json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        _say(sys.stderr, f"ledger-verify: {verdict}: {e}")
+        _say(sys.stderr, f"  error code: {e.code}")
+        if extra.get("evidence"):
+            _say(sys.stderr, f"  evidence (both signed checkpoints) saved to {extra['evidence']}")
+            _say(sys.stderr, "  the stored state was not changed")
+    return code
+
+
+def _print_result(out: TextIO, r: Result, location: str, *, quiet: bool, state: str | None) -> None:
+    cp = r.checkpoint
+    first, last = r.previous_size, cp.size - 1
+    span = f"entries {first}..{last}" if cp.size > first else "no new entries"
+    rate = r.signatures_checked / r.elapsed_s if r.elapsed_s > 0 else 0.0
+    _say(out, f"VALID: {cp.origin} at {location}")
+    _say(out, f"  checkpoint: size {cp.size}, root {b64encode(cp.root)}")
+    _say(
+        out,
+        f"  checked: {span} ({r.entries_checked} entries, {r.signatures_checked} signatures, "
+        f"{r.tiles_checked} tiles) in {r.elapsed_s:.2f} s ({rate:,.0f} signatures/s)",
+    )
+    if r.warnings_total:
+        _say(out, f"  warnings: {r.warnings_total} (not errors)")
+        for w in r.warnings:
+            _say(out, f"    entry {w.index}: {w.code}: {w.message}")
+        if r.warnings_total > len(r.warnings):
+            _say(out, f"    ... and {r.warnings_total - len(r.warnings)} more")
+    if state:
+        _say(out, f"  state saved to {state}")
+    if quiet:
+        return
+    summary = r.replay.summary()
+    by_kind = summary["signatories_by_kind"]
+    assert isinstance(by_kind, dict)
+    _say(out, f"signatories: {summary['signatories']} ({_kinds(by_kind)})")
+    statements = summary["statements"]
+    assert isinstance(statements, list)
+    _say(out, f"statements: {len(statements)}")
+    shown = statements
+    if len(statements) > MAX_SHOWN:
+        shown = sorted(statements, key=lambda st: (-st["endorsements"], st["index"]))[:MAX_SHOWN]
+        _say(out, f"  (the {MAX_SHOWN} most endorsed; --json lists them all)")
+    for st in shown:
+        _say(
+            out,
+            f"  entry {st['index']}  {st['id'][:16]}  {st['title']!r}: "
+            f"{st['endorsements']} active endorsements ({_kinds(st['endorsements_by_kind'])})",
+        )
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {counts.get(k, 0)}" for k in KINDS)
+
+
+class _ProgressBar:
+    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        width = 30
+        filled = width * done // total if total else width
+        rate = done / (now - self.started) if now > self.started else 0.0
+        self.out.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} entries ({rate:,.0f}/s)"
+        )
+        self.out.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self.drawn = False
+
+
+# --- receipt and evidence -----------------------------------------------------------------
+
+
+def _cmd_receipt(args: argparse.Namespace, trust: Trust) -> int:
+    data = _read(args.file, "receipt")
+    entry = _read(args.entry, "entry") if args.entry else None
+    leaf = None
+    if args.leaf_hash is not None:
+        try:
+            leaf = parse_hex32(args.leaf_hash.strip().lower(), field="leaf-hash")
+        except FormatError as e:
+            raise UsageError(f"--leaf-hash: {e}") from None
+    try:
+        r = verify_receipt_file(data, trust, entry=entry, leaf_hash=leaf)
+    except LedgerError as e:
+        return _fail(args, e, EXIT_INVALID, "INVALID receipt")
+    if args.json:
+        report: dict[str, Any] = {
+            "valid": True,
+            "index": r.index,
+            "leaf_hash": r.leaf_hash.hex(),
+            "origin": r.checkpoint.origin,
+            "size": r.checkpoint.size,
+            "root": b64encode(r.checkpoint.root),
+        }
+        if r.entry is not None:
+            report["record_type"] = r.entry.record.body.TYPE
+            report["record_id"] = r.entry.record.record_id.hex()
+            report["time_ms"] = r.entry.time_ms
+        _say(sys.stdout, json.dumps(report, indent=2))
+        return EXIT_VALID
+    _say(
+        sys.stdout,
+        f"VALID receipt: entry {r.index} (leaf hash {r.leaf_hash.hex()}) is in "
+        f"{r.checkpoint.origin} at size {r.checkpoint.size}, root {b64encode(r.checkpoint.root)}",
+    )
+    if r.entry is not None:
+        _say(
+            sys.stdout,
+            f"  entry: {r.entry.record.body.TYPE} record {r.entry.record.record_id.hex()}, "
+            f"logged at {r.entry.time_ms} ms; signatures valid",
+        )
+        _say(sys.stdout, "  (whether it satisfies the semantic rules: verify the log)")
+    return EXIT_VALID
+
+
+def _cmd_evidence(args: argparse.Namespace, trust: Trust) -> int:
+    data = _read(args.file, "evidence")
+    try:
+        a, b = check_evidence(data, trust)
+    except LedgerError as e:
+        return _fail(args, e, EXIT_INVALID, "NOT A FORK PROOF")
+    if args.json:
+        doc = {
+            "fork": True,
+            "exit_code": EXIT_FORK,
+            "origin": a.origin,
+            "checkpoints": [{"size": cp.size, "root": b64encode(cp.root)} for cp in (a, b)],
+        }
+        _say(sys.stdout, json.dumps(doc, indent=2))
+    else:
+        _say(
+            sys.stdout,
+            f"FORK PROVEN: {a.origin} signed checkpoints of size {a.size} "
+            f"(root {b64encode(a.root)}) and size {b.size} (root {b64encode(b.root)}), "
+            "which are inconsistent",
+        )
+    return EXIT_FORK
+
+
+def _say(out: TextIO, text: str) -> None:
+    out.write(text + "\n")
+    out.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["EXIT_FORK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_VALID", "build_parser", "main"]

@@ -1,0 +1,307 @@
+"""The verifier's parts: the tile-by-tile tree, fork evidence, trust, the saved state."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import random
+import threading
+from pathlib import Path
+
+import pytest
+from logfactory import ORIGIN, LogFactory, LogKey, private_key, public_bytes, sign_record
+
+from ledger import merkle, tiles
+from ledger.entry import parse_entry
+from ledger.errors import FormatError, LedgerError, ProofError, RootMismatchError
+from ledger.fork import check_evidence, consistency_roots, evidence_bytes, fork_evidence
+from ledger.note import ALG_COSIGNATURE_V1, make_vkey
+from ledger.records import (
+    Kind,
+    Registration,
+    Rotation,
+    SignedRecord,
+    Statement,
+    encode_body,
+    parse_record,
+    verify_signatures,
+)
+from ledger.source import DirectorySource, NotFoundError
+from ledger.state import MemoryState, PairTable
+from ledger.tiletree import TileTree
+from ledger.verify import Trust, _check_signers, _verify_triples, _worker_for, verify_log
+from ledger.verifystate import StateError, VerifierState
+
+
+def _tiles_of(store: merkle.MemoryHashStore, size: int) -> dict[str, bytes]:
+    return {t.path: tiles.read_tile_data(t, store) for t in tiles.tiles_for_size(size)}
+
+
+def _store(size: int) -> merkle.MemoryHashStore:
+    store = merkle.MemoryHashStore()
+    for i in range(size):
+        store.append(merkle.leaf_hash(i.to_bytes(4, "big")))
+    return store
+
+
+SIZES = [*range(0, 20), 255, 256, 257, 511, 512, 513, 65535, 65536, 65537, 70000]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_tile_tree_root_and_every_tile(size: int) -> None:
+    store = _store(size)
+    files = _tiles_of(store, size)
+    read: list[str] = []
+
+    def fetch(path: str) -> bytes:
+        read.append(path)
+        return files[path]
+
+    tree = TileTree(fetch)
+    for i in range(size):
+        tree.add(merkle.leaf_hash(i.to_bytes(4, "big")))
+    assert tree.finish() == store.root()
+    assert sorted(read) == sorted(files)  # every tile of the tree, each once
+    assert tree.tiles_checked == len(files)
+
+
+@pytest.mark.parametrize(("first", "second"), [(0, 5), (100, 300), (256, 257), (300, 65600)])
+def test_tile_tree_resumes_from_its_levels(first: int, second: int) -> None:
+    store = _store(second)
+    files = _tiles_of(store, second)
+    tree = TileTree(files.__getitem__)
+    for i in range(first):
+        tree.add(merkle.leaf_hash(i.to_bytes(4, "big")))
+    assert tree.root() == merkle.tree_hash(first, store)
+    again = TileTree(files.__getitem__, first, tree.levels)
+    for i in range(first, second):
+        again.add(merkle.leaf_hash(i.to_bytes(4, "big")))
+    assert again.finish() == store.root()
+
+
+def test_tile_tree_rejects_inconsistent_levels() -> None:
+    with pytest.raises(FormatError, match="wrong number of hashes"):
+        TileTree(lambda p: b"", 300, [[bytes(32)] * 43])
+    with pytest.raises(FormatError, match="lacks upper levels"):
+        TileTree(lambda p: b"", 300, [[bytes(32)] * 44])
+
+
+def test_tile_tree_names_the_bad_hash() -> None:
+    store = _store(70000)
+    files = _tiles_of(store, 70000)
+    bad = bytearray(files["tile/1/000"])
+    bad[32 * 200] ^= 1
+    files["tile/1/000"] = bytes(bad)
+    tree = TileTree(files.__getitem__)
+    with pytest.raises(RootMismatchError) as e:
+        for i in range(70000):
+            tree.add(merkle.leaf_hash(i.to_bytes(4, "big")))
+    assert e.value.field == "tile/1/000"
+    assert e.value.index == 200 * 256
+    assert "hash 200 (entries 51200..51455)" in str(e.value)
+
+
+def test_tile_tree_falls_back_to_the_full_tile() -> None:
+    store = _store(768)  # the log grew to 768 and dropped the partial tile of 600
+    files = _tiles_of(store, 600)
+    del files["tile/0/002.p/88"]
+    files["tile/0/002"] = _tiles_of(store, 768)["tile/0/002"]
+    tree = TileTree(lambda p: files[p] if p in files else _missing(p))
+    for i in range(600):
+        tree.add(merkle.leaf_hash(i.to_bytes(4, "big")))
+    assert tree.finish() == merkle.tree_hash(600, store)
+
+
+def _missing(path: str) -> bytes:
+    raise NotFoundError(f"{path}: no such file")
+
+
+def test_consistency_roots_agree_with_rfc_9162() -> None:
+    rng = random.Random(6962)
+    store = _store(300)
+    for _ in range(300):
+        n = rng.randrange(2, 301)
+        m = rng.randrange(1, n)
+        proof = merkle.consistency_proof(m, n, store)
+        if m & (m - 1) == 0:
+            proof = [merkle.tree_hash(m, store), *proof]
+        assert consistency_roots(m, n, proof) == (
+            merkle.tree_hash(m, store),
+            merkle.tree_hash(n, store),
+        )
+    with pytest.raises(ProofError):
+        consistency_roots(3, 7, [])
+    with pytest.raises(ProofError):
+        consistency_roots(3, 7, [bytes(32)] * 10)
+
+
+def test_fork_evidence_checks() -> None:
+    a = LogFactory()
+    a.grow(40)
+    b = LogFactory(seed="other history")
+    b.grow(60)
+    trust = Trust.from_vkeys([a.log_key.vkey])
+    # same size, different roots
+    ev = fork_evidence(a.checkpoint(20), b.checkpoint(20), [])
+    one, two = check_evidence(evidence_bytes(ev), trust)
+    assert one.size == two.size == 20
+    # different sizes: the path is built from the larger tree
+    proof = merkle.consistency_proof(20, 60, b.store)
+    ev = fork_evidence(a.checkpoint(20), b.checkpoint(60), proof)
+    check_evidence(evidence_bytes(ev), trust)
+    # the same path does not prove that b's own checkpoints fork
+    ev = fork_evidence(b.checkpoint(20), b.checkpoint(60), proof)
+    with pytest.raises(Exception, match="no fork"):
+        check_evidence(evidence_bytes(ev), trust)
+    # a checkpoint signed by another key is not evidence against this log
+    other = LogKey.for_origin(ORIGIN, label="stranger")
+    ev = fork_evidence(a.checkpoint(20), other.sign(20, b.root(20)), [])
+    with pytest.raises(Exception, match="no valid signature"):
+        check_evidence(evidence_bytes(ev), trust)
+    with pytest.raises(FormatError):
+        check_evidence(b"{}", trust)
+    with pytest.raises(FormatError):
+        check_evidence(json.dumps({"format": "x"}).encode(), trust)
+
+
+def test_trust_from_vkeys() -> None:
+    key = LogKey.for_origin()
+    trust = Trust.from_vkeys([key.vkey])
+    assert trust.origin == ORIGIN
+    other = LogKey.for_origin("other.example/log")
+    with pytest.raises(FormatError, match="different names"):
+        Trust.from_vkeys([key.vkey, other.vkey])
+    assert Trust.from_vkeys([key.vkey, other.vkey], ORIGIN).origin == ORIGIN
+    witness = make_vkey(ORIGIN, public_bytes(private_key("w")), ALG_COSIGNATURE_V1)
+    with pytest.raises(FormatError, match="not a witness cosignature key"):
+        Trust.from_vkeys([witness])
+    with pytest.raises(FormatError):
+        Trust.from_vkeys([])
+
+
+def _split_verdict(record: SignedRecord) -> tuple[str, str] | None:
+    """What the verifier's split check (signers here, Ed25519 in workers) says."""
+    try:
+        _check_signers(record)
+        for n, sig in enumerate(record.signatures):
+            verdict = _verify_triples([(0, n, sig.public_key, sig.signature, record.body_bytes)])
+            if verdict is not None:
+                raise verdict[2]
+    except LedgerError as e:
+        return type(e).__name__, str(e)
+    return None
+
+
+def _whole_verdict(record: SignedRecord) -> tuple[str, str] | None:
+    try:
+        verify_signatures(record)
+    except LedgerError as e:
+        return type(e).__name__, str(e)
+    return None
+
+
+def _variants() -> list[SignedRecord]:
+    """Valid records of every type, and ones that break each signature rule."""
+    f = LogFactory()
+    f.grow(400)
+    records = [parse_entry(e).record for e in f.entries]
+    vectors = Path(__file__).parent / "vectors" / "records" / "mutations.json"
+    for m in json.loads(vectors.read_text()):
+        with contextlib.suppress(LedgerError):  # parse-stage mutations never get here
+            records.append(parse_record(base64.b64decode(m["data_b64"])))
+    k1, k2 = private_key("one"), private_key("two")
+    reg = Registration(ORIGIN, 1, public_bytes(k1), "N", Kind.OTHER)
+    rot = Rotation(ORIGIN, 1, bytes(32), public_bytes(k2))
+    st = Statement(ORIGIN, 1, "T", (bytes(32), bytes(range(32))), "x\n")
+    records += [
+        sign_record(reg, [k2]),  # registration signed by another key
+        sign_record(rot, [k1, k1]),  # one key twice
+        sign_record(rot, [k2, k1]),  # second signature not by new_key
+        sign_record(st, [k1, k2]),
+        sign_record(st, [k2, k2]),
+        SignedRecord(reg, encode_body(reg), ()),  # a draft
+        SignedRecord(st, encode_body(st), sign_record(st, [k1, k2]).signatures[:1]),
+    ]
+    return records
+
+
+def test_split_signature_check_agrees_with_verify_signatures() -> None:
+    verdicts = [(_split_verdict(r), _whole_verdict(r)) for r in _variants()]
+    assert all(split == whole for split, whole in verdicts), [v for v in verdicts if v[0] != v[1]]
+    assert sum(whole is not None for _, whole in verdicts) >= 10  # the cases do fail
+
+
+def test_each_key_goes_to_one_worker() -> None:
+    f = LogFactory()
+    f.grow(300)
+    keys = [s.public_key for e in f.entries for s in parse_entry(e).record.signatures]
+    assert all(_worker_for(k, 2) == _worker_for(k, 2) for k in keys)
+    counts = [sum(_worker_for(k, 2) == w for k in set(keys)) for w in (0, 1)]
+    assert min(counts) > len(set(keys)) // 4
+
+
+def test_memory_state_round_trip() -> None:
+    f = LogFactory()
+    f.grow(1000)
+    st = MemoryState(ORIGIN, max_age_s=None)
+    for data in f.entries:
+        st.append(parse_entry(data), merkle.leaf_hash(data))
+    copy = MemoryState.from_dict(json.loads(json.dumps(st.to_dict())))
+    assert copy.summary() == st.summary()
+    assert copy.to_dict() == st.to_dict()
+    # the copy goes on exactly as the original
+    f.grow(200)
+    for data in f.entries[1000:]:
+        e = parse_entry(data)
+        assert copy.append(e, merkle.leaf_hash(data)) == st.append(e, merkle.leaf_hash(data))
+    assert copy.summary() == st.summary()
+
+
+def test_pair_table_is_a_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PairTable, "MERGE_AT", 7)  # merge often
+    rng = random.Random(2)
+    table, model = PairTable(), {}
+    for _ in range(3000):
+        key, value = rng.randrange(500) << 32 | rng.randrange(50), rng.randrange(2**64)
+        table[key] = value
+        model[key] = value
+        probe = rng.randrange(500) << 32 | rng.randrange(50)
+        assert table.get(probe) == model.get(probe)
+    assert len(table) == len(model)
+    keys, values = table.arrays()
+    assert list(keys) == sorted(model)
+    assert dict(zip(keys, values, strict=True)) == model
+    again = PairTable.from_arrays(keys, values)
+    assert all(again.get(k) == v for k, v in model.items())
+    with pytest.raises(ValueError, match="strictly increasing"):
+        PairTable.from_arrays(keys[::-1], values)
+
+
+def test_state_file_rejects_garbage() -> None:
+    for data in (
+        b"",
+        b"[]",
+        b'{"format": "other"}',
+        b'{"format": "endorsement-ledger/verifier-state/v1"}',
+    ):
+        with pytest.raises(StateError):
+            VerifierState.from_json(data)
+
+
+def test_workers_also_start_while_threads_run(tmp_path: Path) -> None:
+    """With other threads alive, workers come from forkserver/spawn rather than fork."""
+    f = LogFactory()
+    f.grow(1100)
+    log = f.write(tmp_path / "log")
+    trust = Trust.from_vkeys([f.log_key.vkey])
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        result = verify_log(DirectorySource(log), trust, jobs=2)
+    finally:
+        stop.set()
+        t.join()
+    assert result.entries_checked == 1100
+    assert result.checkpoint.root == f.root()
