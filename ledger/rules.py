@@ -125,14 +125,19 @@ def _check_time(signed_at: int, time_ms: int, index: int, max_age_s: int | None)
         )
 
 
-def _acting(view: StateView, signatory: bytes, signer_key: bytes, index: int) -> SignatoryInfo:
-    """The signatory acting through ``signer_key``, which must be its current key."""
+def _acting(
+    view: StateView, signatory: bytes, signer_key: bytes, index: int, field: str = "signatory"
+) -> SignatoryInfo:
+    """The signatory acting through ``signer_key``, which must be its current key.
+
+    ``field`` is where the record names the signatory (``author`` in a statement).
+    """
     info = view.get_signatory(signatory)
     if info is None:
         raise _fail(
             "signatory is not registered",
             index,
-            "signatory",
+            field,
             code="unknown_signatory",
             found=signatory.hex(),
         )
@@ -140,7 +145,7 @@ def _acting(view: StateView, signatory: bytes, signer_key: bytes, index: int) ->
         raise _fail(
             "signatory's key was revoked; it may sign nothing more",
             index,
-            "signatory",
+            field,
             code="key_revoked",
             found=signatory.hex(),
         )
@@ -222,7 +227,7 @@ def evaluate(
                 found=record.record_id.hex(),
             )
         for author, sig in zip(body.authors, sigs, strict=True):
-            _acting(view, author, sig.public_key, index)
+            _acting(view, author, sig.public_key, index, "author")
         return Effect(
             "statement",
             index,
