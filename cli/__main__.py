@@ -1,0 +1,7 @@
+"""``python -m cli``: the ``ledger`` command (as the console script runs it)."""
+
+import sys
+
+from cli.main import main
+
+sys.exit(main())

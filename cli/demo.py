@@ -1,0 +1,455 @@
+"""``ledger demo``: the whole life of a statement, on a fresh local log.
+
+On a fresh data directory it starts a local server (``ledger serve`` in a
+subprocess, on a free port), and then, as clearly labelled demo signatories each
+holding its own throwaway key (``examples/paris-call/signatories.csv``: 51
+fictional states, a few companies and civil-society organisations):
+
+1. registers them all (batch endpoint, progress bar);
+2. publishes the example statement modelled on the 2018 Paris Call
+   (``examples/paris-call/statement.txt``), co-signed by its two authors;
+3. has every signatory endorse it (batch endpoint, progress bar);
+4. withdraws one endorsement, rotates one key and revokes another, and shows
+   that the log then refuses records signed by the rotated-away and revoked keys;
+5. verifies the whole log with the verifier's own code (``ledger.verify``),
+   trusting only ``<data-dir>/log.vkey``, and checks that the tallies the server
+   publishes are the ones the verifier computes;
+6. prints the tallies and stops the server.
+
+Every receipt is verified and kept in ``<data-dir>/receipts/``, the keys in
+``<data-dir>/demo-keys/`` (unencrypted: they are demo keys), the server's output in
+``<data-dir>/server.log``. The log stays in the data directory, so that ``ledger
+serve --data-dir DIR`` serves it afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from cli.bulk import (
+    SignatoryRow,
+    count,
+    endorsements,
+    key_file_names,
+    prepare_keys,
+    read_signatories_csv,
+    registrations,
+)
+from cli.config import Pins
+from cli.errors import InputError, RefusedError, UnreachableError, VerifyError
+from cli.flows import read_text_file
+from cli.output import err, out, progress, table
+from cli.session import ServerOptions, Session, open_session
+from cli.submit import (
+    BatchOutcome,
+    draft_of,
+    now,
+    sign,
+    submit_batches,
+    submit_record,
+    summarize_refusals,
+)
+from ledger.errors import LedgerError
+from ledger.records import Kind, Revocation, Rotation, SignedRecord, Statement, Withdrawal
+from ledger.source import open_source
+from ledger.verify import verify_log
+
+#: Where the example lives in a source checkout (``examples/`` is not installed).
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "paris-call"
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+KINDS = [k.value for k in Kind]
+
+
+@dataclass
+class Example:
+    title: str
+    text: str
+    rows: list[SignatoryRow]
+
+
+def load_example(directory: Path, states: int) -> Example:
+    """The example's title, text and signatories (the first ``states`` states and all others)."""
+    for name in ("title.txt", "statement.txt", "signatories.csv"):
+        if not (directory / name).is_file():
+            raise InputError(
+                f"the example is not in {directory} (missing {name}); run the demo from a "
+                "source checkout, or give --example-dir"
+            )
+    title = (directory / "title.txt").read_text(encoding="utf-8").strip()
+    text = read_text_file(directory / "statement.txt")
+    rows = read_signatories_csv(directory / "signatories.csv")
+    kept: list[SignatoryRow] = []
+    n_states = 0
+    for row in rows:
+        if row.kind is Kind.STATE:
+            n_states += 1
+            if n_states > states:
+                continue
+        kept.append(row)
+    return Example(title, text, kept)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _check_fresh(data_dir: Path) -> None:
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise InputError(
+            f"{data_dir} is not empty: the demo needs a fresh data directory. To serve the "
+            f"log of an earlier demo: ledger serve --data-dir {data_dir}"
+        )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def local_server(
+    data_dir: Path, port: int, *, origin: str | None = None, args: Sequence[str] = ()
+) -> Iterator[str]:
+    """``ledger serve`` on 127.0.0.1:``port`` in a subprocess; yields its URL, stops it after.
+
+    The child gets no ``LEDGER_*`` variable of ours (a LEDGER_DATABASE_URL must not
+    send the demo to another database) and no rate limit (the demo is its only client).
+    """
+    log_path = data_dir / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    command = [
+        sys.executable, "-m", "cli", "serve",
+        "--data-dir", str(data_dir),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--rate-limit-rps", "0",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    if origin is not None:
+        command += ["--origin", origin]
+    command += args
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        # Our own interpreter and arguments: nothing here comes from outside.
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise UnreachableError(
+                    f"the demo server exited with status {proc.returncode}; "
+                    f"its output ({log_path}):\n{_tail(log_path)}"
+                )
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise UnreachableError(f"the demo server did not start in time; see {log_path}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _step(n: int, total: int, text: str) -> None:
+    err().print(f"[bold]{n}/{total}[/bold] {text}")
+
+
+def _check_all(outcomes: list[BatchOutcome], what: str) -> None:
+    if any(not o.ok for o in outcomes):
+        summarize_refusals(outcomes)
+        raise VerifyError(f"the log refused some {what}; see above")
+
+
+def _expect_refusal(session: Session, what: str, record: SignedRecord, code: str) -> str:
+    """Submit a record the log must refuse with ``code``; return the line to print."""
+    try:
+        session.client.submit(record.encode())
+    except RefusedError as e:
+        if e.code != code:
+            raise VerifyError(
+                f"{what}: expected the log to refuse it ({code}), got {e.code}"
+            ) from None
+        return f"refused, as it must be: {what} ({e.code})"
+    raise VerifyError(f"{what}: the log accepted it, but must refuse it ({code})")
+
+
+@click.command("demo")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("ledger-demo"),
+    show_default=True,
+    help="A fresh directory for the demo log; it stays there afterwards.",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Server port (default: free)."
+)
+@click.option("--states", type=click.IntRange(2, 51), default=51, hidden=True)
+@click.option(
+    "--example-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    hidden=True,
+)
+def demo(data_dir: Path, port: int, states: int, example_dir: Path | None) -> None:
+    """Run the Paris Call example on a fresh local log.
+
+    Starts a server, registers demo signatories (51 fictional states, companies and
+    NGOs, each with its own throwaway key), publishes the example statement signed by
+    two authors, has everyone endorse it, withdraws one endorsement, rotates one key,
+    revokes another, verifies the whole log and prints the tallies. The log stays in
+    DATA_DIR: 'ledger serve --data-dir DATA_DIR' serves it again.
+
+    \b
+    Example:
+      ledger demo --data-dir paris-demo
+      ledger serve --data-dir paris-demo
+    """
+    example = load_example(example_dir or EXAMPLE_DIR, states)
+    _check_fresh(data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys_dir = data_dir / "demo-keys"
+    receipts = data_dir / "receipts"
+    keys_dir.mkdir()
+    (keys_dir / "README.txt").write_text(
+        "THROWAWAY DEMO KEYS, stored UNENCRYPTED. They belong to fictional demo\n"
+        "signatories of 'ledger demo'. Never use them for anything real.\n",
+        encoding="utf-8",
+    )
+    total = 7
+    _step(1, total, f"starting a local server on {data_dir}")
+    with local_server(data_dir, port or free_port()) as url:
+        vkey = (data_dir / "log.vkey").read_text(encoding="utf-8").strip()
+        session = open_session(
+            ServerOptions(url, vkey), for_write=True, pins=Pins(data_dir / "client"), quiet=True
+        )
+        try:
+            _run(
+                session=session,
+                example=example,
+                data_dir=data_dir,
+                keys_dir=keys_dir,
+                receipts=receipts,
+                total=total,
+            )
+        finally:
+            session.client.close()
+        click.echo()
+        click.echo("The demo log stays in " + str(data_dir) + ". Next:")
+        click.echo(f"  ledger serve --data-dir {data_dir}          # serve it again")
+        click.echo("  ledger statements                           # (another terminal)")
+        click.echo(f"  ledger-verify log http://127.0.0.1:8000 --log-key '{vkey}'")
+        click.echo(f"  receipts: {receipts}/ (check one with ledger-verify receipt)")
+
+
+def _run(
+    *,
+    session: Session,
+    example: Example,
+    data_dir: Path,
+    keys_dir: Path,
+    receipts: Path,
+    total: int,
+) -> None:
+    rows = example.rows
+    labels = [r.name for r in rows]
+    paths = key_file_names(rows, keys_dir)
+    signers = prepare_keys(paths, passphrase=None, new_key_passphrase=None, description="keys")
+    by_role = {r.extra.get("demo", ""): i for i, r in enumerate(rows) if r.extra.get("demo")}
+    authors = [i for i, r in enumerate(rows) if r.extra.get("demo") == "author"]
+    for role in ("withdraw", "rotate", "revoke"):
+        if role not in by_role:
+            raise InputError(f"the example names no signatory for the demo's {role!r} step")
+    if len(authors) != 2:
+        raise InputError("the example must name exactly two authors (demo column)")
+
+    _step(2, total, f"registering {len(rows)} demo signatories")
+    t0 = now()
+    registered = submit_batches(
+        session,
+        registrations(rows, signers, session.origin, t0),
+        receipts_dir=receipts,
+        description="registering",
+        batch_size=25,
+    )
+    _check_all(registered, "registrations")
+
+    _step(3, total, "publishing the example statement, co-signed by two authors")
+    body = Statement(
+        session.origin,
+        t0,
+        example.title,
+        tuple(signers[i].key_hash for i in authors),
+        example.text,
+    )
+    record = draft_of(body)
+    for i in authors:
+        record = sign(record, signers[i])
+    saved = submit_record(session, record, receipts_dir=receipts)
+    statement = record.record_id
+    err().print(
+        f"  statement {statement.hex()} at index {saved.index}, by "
+        + " and ".join(rows[i].name for i in authors),
+        markup=False,
+    )
+
+    _step(4, total, f"{len(rows)} endorsements")
+    t1 = now()
+    comments = [r.extra.get("comment") or None for r in rows]
+    endorsed = submit_batches(
+        session,
+        endorsements(
+            labels=labels,
+            signers=signers,
+            origin=session.origin,
+            statement=statement,
+            signed_at=t1,
+            comments=comments,
+        ),
+        receipts_dir=receipts,
+        description="endorsing",
+        batch_size=25,
+    )
+    _check_all(endorsed, "endorsements")
+
+    _step(5, total, "a withdrawal, a key rotation and a revocation")
+    w, r, v = by_role["withdraw"], by_role["rotate"], by_role["revoke"]
+    # signed_at of a pair's withdrawal must exceed its endorsement's (spec rule 9).
+    wd = sign(Withdrawal(session.origin, t1 + 1, signers[w].key_hash, statement), signers[w])
+    lines = [
+        f"{rows[w].name} withdrew its endorsement (index "
+        f"{submit_record(session, wd, receipts_dir=receipts).index})"
+    ]
+    new_path = keys_dir / (paths[r].stem + "-rotated.key")
+    new_key = prepare_keys(
+        [new_path], passphrase=None, new_key_passphrase=None, description="new key"
+    )[0]
+    rot = sign(
+        sign(Rotation(session.origin, now(), signers[r].key_hash, new_key.public_key), signers[r]),
+        new_key,
+    )
+    lines.append(
+        f"{rows[r].name} rotated its key to {new_path.name} (index "
+        f"{submit_record(session, rot, receipts_dir=receipts).index})"
+    )
+    rev = sign(
+        Revocation(
+            session.origin,
+            now(),
+            signers[v].key_hash,
+            signers[v].public_key,
+            "Demo: this key was declared compromised",
+        ),
+        signers[v],
+    )
+    lines.append(
+        f"{rows[v].name} revoked its key (index "
+        f"{submit_record(session, rev, receipts_dir=receipts).index}); its endorsement "
+        "stays counted, it can sign nothing more"
+    )
+    # The log must now refuse the old and the revoked key.
+    t2 = now() + 1
+    lines.append(
+        _expect_refusal(
+            session,
+            f"a withdrawal signed with {rows[r].name}'s old key",
+            sign(Withdrawal(session.origin, t2, signers[r].key_hash, statement), signers[r]),
+            "key_rotated",
+        )
+    )
+    lines.append(
+        _expect_refusal(
+            session,
+            f"a withdrawal signed with {rows[v].name}'s revoked key",
+            sign(Withdrawal(session.origin, t2, signers[v].key_hash, statement), signers[v]),
+            "key_revoked",
+        )
+    )
+    for line in lines:
+        err().print("  " + line, markup=False)
+
+    _step(6, total, "verifying the whole log, trusting only " + str(data_dir / "log.vkey"))
+    summary = _verify(session)
+    server_tally = session.client.statement(statement.hex())["tally"]
+    mine = next(s for s in summary["statements"] if s["id"] == statement.hex())
+    if mine["endorsements_by_kind"] != {k: server_tally["by_kind"].get(k, 0) for k in KINDS}:
+        raise VerifyError(
+            f"the server's tallies {server_tally} differ from the verified log's {mine}"
+        )
+    err().print(
+        f"  valid: {summary['size']} entries; the server's tallies match the verified log's",
+        markup=False,
+    )
+
+    _step(7, total, "tallies")
+    _print_tallies(example.title, statement.hex(), mine, summary, registered)
+
+
+def _verify(session: Session) -> dict[str, Any]:
+    """Verify the log with ledger.verify (the verifier's code), with a progress bar."""
+    with progress() as bar:
+        task = bar.add_task("verifying", total=None)
+
+        def advance(done: int, size: int) -> None:
+            bar.update(task, completed=done, total=size)
+
+        try:
+            result = verify_log(
+                open_source(session.server), session.trust, jobs=1, progress=advance
+            )
+        except LedgerError as e:
+            raise VerifyError(f"the demo log does not verify: {e} [{e.code}]") from None
+    summary: dict[str, Any] = result.replay.summary()
+    return summary
+
+
+def _print_tallies(
+    title: str,
+    statement: str,
+    mine: dict[str, object],
+    summary: dict[str, object],
+    registered: list[BatchOutcome],
+) -> None:
+    by_kind = mine["endorsements_by_kind"]
+    signatories = summary["signatories_by_kind"]
+    assert isinstance(by_kind, dict) and isinstance(signatories, dict)
+    grid = table("kind", "signatories", "active endorsements", title=title)
+    for k in KINDS:
+        grid.add_row(k, str(signatories.get(k, 0)), str(by_kind.get(k, 0)))
+    grid.add_row("total", str(summary["signatories"]), str(mine["endorsements"]))
+    console = out()
+    console.print(grid)
+    console.print(
+        f"statement {statement}; log of {summary['size']} entries; "
+        f"{count(registered)['logged']} registrations"
+    )
+
+
+__all__ = ["EXAMPLE_DIR", "demo", "free_port", "load_example", "local_server"]
