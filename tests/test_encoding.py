@@ -4,7 +4,9 @@ from ledger.encoding import b64decode_strict, b64encode, parse_hex32, parse_uint
 from ledger.errors import FormatError
 
 
-@pytest.mark.parametrize("s,v", [("0", 0), ("1", 1), ("42", 42), ("9223372036854775807", 2**63 - 1)])
+@pytest.mark.parametrize(
+    "s,v", [("0", 0), ("1", 1), ("42", 42), ("9223372036854775807", 2**63 - 1)]
+)
 def test_parse_uint_accepts_canonical(s: str, v: int) -> None:
     assert parse_uint(s, field="n") == v
 

@@ -38,8 +38,21 @@ def test_core_imports_only_stdlib_and_cryptography(path: Path) -> None:
 
 def test_core_imports_without_server_packages() -> None:
     """Import every core module with fastapi, sqlmodel, pydantic, httpx... made unimportable."""
-    blocked = ["fastapi", "starlette", "sqlmodel", "sqlalchemy", "pydantic", "httpx",
-               "requests", "uvicorn", "click", "rich", "api", "cli", "keys"]
+    blocked = [
+        "fastapi",
+        "starlette",
+        "sqlmodel",
+        "sqlalchemy",
+        "pydantic",
+        "httpx",
+        "requests",
+        "uvicorn",
+        "click",
+        "rich",
+        "api",
+        "cli",
+        "keys",
+    ]
     modules = sorted(
         "ledger." + ".".join(p.relative_to(CORE).with_suffix("").parts)
         for p in CORE.rglob("*.py")
@@ -54,7 +67,8 @@ def test_core_imports_without_server_packages() -> None:
         "    importlib.import_module(m)\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
