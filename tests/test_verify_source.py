@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -91,7 +92,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         body = file.read_bytes()
         self.send_response(200)
-        if path.startswith("tile/entries/"):
+        if path.startswith("tile/entries/") or path in ("tile/0/006", "tile/0/007"):
             body = gzip.compress(body)
             self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
@@ -112,6 +113,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, int]]]:
     for n in ("001", "003"):
         (tmp_path / "tile" / "0" / n).write_bytes(bytes(8192))
     (tmp_path / "tile" / "0" / "005").write_bytes(bytes(8193))
+    # Hash tiles are random: gzipped, a full tile is larger than 8,192 bytes.
+    (tmp_path / "tile" / "0" / "006").write_bytes(random.Random(6).randbytes(8192))
+    (tmp_path / "tile" / "0" / "007").write_bytes(bytes(8193))  # small on the wire
     (tmp_path / "tile" / "entries" / "000").write_bytes(b"\x00\x03abc" * 1000)
     hits: dict[str, int] = {}
     handler = type("H", (_Handler,), {"hits": hits, "root": tmp_path})
@@ -147,6 +151,12 @@ def test_http_source(server: tuple[str, dict[str, int]]) -> None:
         src.fetch("tile/0/004")
     with pytest.raises(TooLargeError):
         src.fetch("tile/0/005")
+    # A full hash tile whose gzip encoding is longer than the tile is accepted...
+    tile = src.fetch("tile/0/006")
+    assert tile == random.Random(6).randbytes(8192)
+    # ...but the decoded size is still bounded.
+    with pytest.raises(TooLargeError):
+        src.fetch("tile/0/007")
 
 
 def test_http_source_connection_refused() -> None:
