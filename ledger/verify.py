@@ -42,7 +42,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -81,6 +81,8 @@ from ledger.verifystate import StateError, VerifierState
 
 #: Below this many entries to check, worker processes cost more than they save.
 MIN_ENTRIES_FOR_PROCESSES = 2 * WIDTH
+#: Bundles whose signatures go to the workers together (as one task per worker).
+BUNDLES_PER_TASK = 4
 #: How many warnings (entries older than max_age) a report keeps in full.
 MAX_WARNINGS = 100
 
@@ -198,7 +200,7 @@ class _Bundles:
         self._pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="fetch")
         self._pending: deque[tuple[int, Future[list[bytes]]]] = deque()
 
-    def __iter__(self) -> Iterator[tuple[int, list[bytes]]]:
+    def __iter__(self) -> Generator[tuple[int, list[bytes]], None, None]:
         try:
             while True:
                 while self._next < self._end and len(self._pending) < 2 * self._ahead:
@@ -542,19 +544,38 @@ class _EntryChecker:
         if self.jobs > 1 and self.total >= MIN_ENTRIES_FOR_PROCESSES:
             self.pool = _pool(self.jobs)
         window = 2 * self.jobs if self.pool is not None else 0
+        # With workers, a few bundles make one task per worker: fewer, larger messages
+        # keep the workers busy between two turns of this (single) process.
+        group = BUNDLES_PER_TASK if self.pool is not None else 1
+        bundles = _Bundles(source, start // WIDTH, size, fetch_ahead).__iter__()
         try:
-            for k, bundle in _Bundles(source, start // WIDTH, size, fetch_ahead):
-                first = k * WIDTH
-                raw = bundle
-                if first < start:
-                    raw = _skip_verified(bundle, first, start, self.tree)
-                    first = start
+            first, raw = start, list[bytes]()
+            while True:
+                try:
+                    k, bundle = next(bundles)
+                except StopIteration:
+                    break
+                except Exception:
+                    # An unreadable bundle: the entries before it are checked first, so
+                    # that the first failure in log order is the one reported.
+                    if raw:
+                        self.in_flight.append(self._parse(first, raw))
+                    while self.in_flight:
+                        self._settle(self.in_flight.popleft())
+                    raise
+                if k * WIDTH < start:
+                    bundle = _skip_verified(bundle, k * WIDTH, start, self.tree)
+                raw.extend(bundle)
+                if len(raw) < group * WIDTH and first + len(raw) < size:
+                    continue
                 self.in_flight.append(self._parse(first, raw))
+                first, raw = first + len(raw), []
                 while len(self.in_flight) > window:
                     self._settle(self.in_flight.popleft())
             while self.in_flight:
                 self._settle(self.in_flight.popleft())
         finally:
+            bundles.close()  # stops the fetching threads, even after a failure
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
 
