@@ -1,0 +1,459 @@
+"""ledger.site: the static site of a mirror, checked without a browser.
+
+The tallies on the pages must be the verifier's, signatories must come and go as
+endorsements and withdrawals say, everything from the log must be escaped, the
+same log must give the same bytes, and writing must be crash-safe.
+(tests/test_site_browser.py opens the pages in Chromium.)
+"""
+
+from __future__ import annotations
+
+import doctest
+import html.parser
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from logfactory import LogFactory, LogKey, private_key, public_bytes, sign_record
+
+import ledger.site as site
+from ledger import tiles
+from ledger.entry import Entry, parse_entry
+from ledger.errors import FormatError, LedgerError
+from ledger.note import ALG_COSIGNATURE_V1, make_vkey
+from ledger.records import Endorsement, Kind, Statement, Withdrawal
+from ledger.site import build_site, statement_page
+from ledger.source import DirectorySource, SourceError
+from ledger.state import KINDS
+from ledger.verify import Trust, verify_log
+
+# --- reading the pages back ------------------------------------------------------------
+
+
+class _Page(html.parser.HTMLParser):
+    """The parts of a page the tests look at: title, h1, links and table rows."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title = ""
+        self.h1 = ""
+        self.hrefs: list[str] = []
+        self.tables: list[list[list[tuple[str, str | None]]]] = []
+        self.text = ""
+        self._in: list[str] = []
+        self._cell: list[str] | None = None
+        self._cell_href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self._in.append(tag)
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"] or "")
+            if self._cell is not None and self._cell_href is None:
+                self._cell_href = a["href"]
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell, self._cell_href = [], None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(("".join(self._cell).strip(), self._cell_href))
+            self._cell = None
+        while self._in:
+            if self._in.pop() == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if "title" in self._in:
+            self.title += data
+        if "h1" in self._in:
+            self.h1 += data
+        if self._cell is not None:
+            self._cell.append(data)
+        self.text += data
+
+
+def _page(path: Path) -> _Page:
+    p = _Page()
+    p.feed(path.read_text("utf-8"))
+    p.close()
+    return p
+
+
+def _index_rows(d: Path) -> dict[str, list[tuple[str, str | None]]]:
+    """Index table rows by statement id (taken from the link)."""
+    rows = _page(d / "index.html").tables[0][1:]
+    return {str(row[0][1]).split("/")[1].removesuffix(".html"): row for row in rows}
+
+
+def _signatories(d: Path, statement: bytes) -> list[tuple[str, str | None]]:
+    """(name, entry link) of every signatory listed on a statement's pages."""
+    out: list[tuple[str, str | None]] = []
+    page = 1
+    while (d / statement_page(statement, page)).exists():
+        tables = _page(d / statement_page(statement, page)).tables
+        if len(tables) > 1:  # the tally table, then the signatories
+            rows = tables[1][1:]
+            out += [(row[0][0].removesuffix("key revoked").strip(), row[4][1]) for row in rows]
+        page += 1
+    return out
+
+
+def _build(f: LogFactory, d: Path) -> Path:
+    f.write(d)
+    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    return d
+
+
+def _site_files(d: Path) -> dict[str, bytes]:
+    files = [d / "index.html", d / "verify.html", d / "assets" / "site.css"]
+    files += sorted((d / "statements").iterdir())
+    return {str(p.relative_to(d)): p.read_bytes() for p in files}
+
+
+# --- tallies and signatories ---------------------------------------------------------------
+
+
+def test_tallies_are_the_verifiers(tmp_path: Path) -> None:
+    f = LogFactory(seed="tallies").grow(1500)
+    d = _build(f, tmp_path / "m")
+    summary = verify_log(DirectorySource(d), Trust.from_vkeys([f.log_key.vkey])).replay.summary()
+    rows = _index_rows(d)
+    statements = summary["statements"]
+    assert isinstance(statements, list) and len(statements) > 10
+    assert list(rows) == [st["id"] for st in statements]  # in log order
+    for st in statements:
+        row = rows[st["id"]]
+        assert row[0][0] == st["title"]
+        assert row[1][0] == f"{st['index']:,}"
+        counts = [int(cell[0].replace(",", "")) for cell in row[2:]]
+        assert counts == [st["endorsements"], *(st["endorsements_by_kind"][k] for k in KINDS)]
+        listed = _signatories(d, bytes.fromhex(st["id"]))
+        assert len(listed) == st["endorsements"]
+    assert any(st["endorsements"] for st in statements)
+    # The signatories listed are exactly the factory's active endorsements.
+    for st_id in f.statements:
+        expected = {f"Signatory {n}" for n, s in f.active_pairs if s == st_id}
+        assert {name for name, _ in _signatories(d, st_id)} == expected
+    index = _page(d / "index.html")
+    assert f"{f.size:,}" in index.text
+    assert (d / "checkpoint").read_text() in index.text
+
+
+def test_withdrawal_removes_and_rotation_keeps_a_signatory(tmp_path: Path) -> None:
+    f = LogFactory(seed="history")
+    a, b, c = f.register(name="Alice"), f.register(name="Bob"), f.register(name="Carol")
+    st = f.statement([a])
+    for m in (a, b, c):
+        f.endorse(m, st)
+    f.withdraw(b, st)
+    f.rotate(c)  # Carol keeps her id, and her endorsement, under a new key
+    d = _build(f, tmp_path / "m")
+    assert [n for n, _ in _signatories(d, st)] == ["Alice", "Carol"]
+    assert _index_rows(d)[st.hex()][2][0] == "2"
+
+    f.endorse(b, st)  # Bob endorses again: listed again, at his new entry
+    f.withdraw(c, st)  # Carol withdraws with her rotated key
+    f.revoke(a)  # Alice's key is revoked: her endorsement stays counted (rule 11)
+    _build(f, d)
+    listed = _signatories(d, st)
+    assert [n for n, _ in listed] == ["Alice", "Bob"]
+    assert listed[1][1] == f"../{tiles.entries_path(0, f.size)}"
+    page = (d / statement_page(st)).read_text()
+    assert page.count("key revoked") == 1
+    assert _index_rows(d)[st.hex()][2][0] == "2"
+
+
+def test_entry_links_point_at_the_entry(tmp_path: Path) -> None:
+    f = LogFactory(seed="links").grow(700)
+    d = _build(f, tmp_path / "m")
+    st = f.statements[1]
+    links = [href for _, href in _signatories(d, st)]
+    assert links
+    statement_dir = d / "statements"
+    for (_, href), index in zip(_signatories(d, st), _endorse_indexes(f, st), strict=True):
+        assert href is not None
+        bundle = (statement_dir / href).resolve()
+        k = index // 256
+        width = min(256, f.size - 256 * k)
+        entry = parse_entry(tiles.decode_bundle(bundle.read_bytes(), width)[index % 256])
+        assert entry.index == index
+        assert bundle == (d / tiles.entries_path(k, width)).resolve()
+    # Every relative link of every page names an existing file.
+    for page in [d / "index.html", d / "verify.html", *statement_dir.iterdir()]:
+        for href in _page(page).hrefs:
+            if href.startswith(("https://", "http://", "#", "data:")):
+                continue
+            assert (page.parent / href.partition("#")[0]).is_file(), (page, href)
+
+
+def _endorse_indexes(f: LogFactory, st: bytes) -> list[int]:
+    """Indexes of the active endorsements of ``st``, in log order."""
+    active: dict[bytes, int] = {}
+    for i, data in enumerate(f.entries):
+        body = parse_entry(data).record.body
+        if isinstance(body, Endorsement) and body.statement == st:
+            active[body.signatory] = i
+        elif isinstance(body, Withdrawal) and body.statement == st:
+            del active[body.signatory]
+    return sorted(active.values())
+
+
+def test_links_to_the_full_bundle_when_the_partial_one_is_gone(tmp_path: Path) -> None:
+    f = LogFactory(seed="partial").grow(520)
+    d = tmp_path / "m"
+    f.write(d)
+    f.write(d, size=300)  # checkpoint at 300; bundle 1 exists in full and as .p/44
+    (d / tiles.entries_path(1, 44)).unlink(missing_ok=True)
+    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    hrefs = {h for p in (d / "statements").iterdir() for h in _page(p).hrefs}
+    assert "../tile/entries/001" in hrefs
+    assert not any(".p/" in h for h in hrefs if "/001" in h)
+
+
+def test_many_signatories_are_paged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(site, "PAGE_SIZE", 3)
+    f = LogFactory(seed="pages")
+    members = [f.register() for _ in range(7)]
+    st = f.statement(members[:1])
+    for m in members:
+        f.endorse(m, st)
+    d = _build(f, tmp_path / "m")
+    assert [(d / statement_page(st, p)).exists() for p in (1, 2, 3, 4)] == [True] * 3 + [False]
+    assert [n for n, _ in _signatories(d, st)] == [f"Signatory {i}" for i in range(7)]
+    assert "(page 2 of 3)" in _page(d / statement_page(st, 2)).h1
+    for m in members[3:]:
+        f.withdraw(m, st)
+    _build(f, d)  # 3 signatories left: one page; the others are removed
+    assert [(d / statement_page(st, p)).exists() for p in (1, 2, 3)] == [True, False, False]
+    assert "page" not in _page(d / statement_page(st)).h1
+
+
+# --- escaping -----------------------------------------------------------------------------
+
+
+def _hostile_log() -> tuple[LogFactory, bytes]:
+    f = LogFactory(origin="ledger.example.org/<b>x</b>&amp", seed="hostile")
+    m = f.register(Kind.INDIVIDUAL, name="<script>alert(1)</script>")
+    f.register(Kind.OTHER, name='"><img src=x onerror=alert(2)>')
+    body = Statement(
+        f.origin,
+        f.signed_at,
+        "<img src=x onerror=alert(3)> & co",
+        (m.id,),
+        "</div><script>alert(4)</script>\nSee https://example.org/a?b=1&c=<2>\n"
+        "javascript:alert(5) \"quoted\" 'single'\n",
+    )
+    record = sign_record(body, [m.current])
+    f.append_record(record)
+    f.statements.append(record.record_id)
+    for member in f.members:
+        f.endorse(member, record.record_id)
+    return f, record.record_id
+
+
+def test_everything_from_the_log_is_escaped(tmp_path: Path) -> None:
+    f, st = _hostile_log()
+    d = _build(f, tmp_path / "m")
+    for name, data in _site_files(d).items():
+        text = data.decode()
+        assert "<script" not in text, name
+        assert "<img" not in text, name
+        assert "<b>" not in text, name
+        assert "javascript:" not in text.replace("javascript:alert(5)", ""), name
+    page = (d / statement_page(st)).read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "&lt;/div&gt;&lt;script&gt;alert(4)&lt;/script&gt;" in page
+    # Only the http(s) URL became a link, cut before the "<".
+    assert '<a href="https://example.org/a?b=1&amp;c=" rel="nofollow noopener noreferrer">' in page
+    # Read back as text, the names and title are exactly what was signed.
+    parsed = _page(d / statement_page(st))
+    assert parsed.h1 == "<img src=x onerror=alert(3)> & co"
+    assert [n for n, _ in _signatories(d, st)] == [
+        "<script>alert(1)</script>",
+        '"><img src=x onerror=alert(2)>',
+    ]
+    assert "ledger.example.org/<b>x</b>&amp" in _page(d / "index.html").h1
+
+
+# --- determinism and writing ------------------------------------------------------------
+
+
+def test_same_log_same_bytes(tmp_path: Path) -> None:
+    f = LogFactory(seed="same").grow(600)
+    one = _build(f, tmp_path / "one")
+    two = _build(f, tmp_path / "two")
+    assert _site_files(one) == _site_files(two)
+    # Rebuilding in place changes nothing and rewrites nothing.
+    before = {p: os.stat(one / p).st_mtime_ns for p in _site_files(one)}
+    build_site(one, origin=f.origin, vkeys=[f.log_key.vkey])
+    assert {p: os.stat(one / p).st_mtime_ns for p in _site_files(one)} == before
+    # A copy made by copying the tlog-tiles files only builds the same site.
+    three = tmp_path / "three"
+    shutil.copytree(one, three, ignore=shutil.ignore_patterns("*.html", "assets"))
+    build_site(three, origin=f.origin, vkeys=[f.log_key.vkey])
+    assert _site_files(three) == _site_files(one)
+    assert (one / "assets" / "site.css").stat().st_mode & 0o777 == 0o644
+
+
+def test_index_is_written_last_and_stale_pages_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = LogFactory(seed="order").grow(300)
+    d = tmp_path / "m"
+    f.write(d)
+    (d / "statements").mkdir()
+    stale = d / "statements" / (("ab" * 32) + ".html")
+    stale.write_text("old")
+    keep = d / "statements" / "README.txt"
+    keep.write_text("not ours")
+    (d / "statements" / ".site-tmp-crashed").write_text("left by a crash")
+    events: list[str] = []
+    real_replace, real_unlink = os.replace, Path.unlink
+
+    def replace(src: str, dst: str | Path) -> None:
+        events.append(f"write {Path(dst).relative_to(d)}")
+        real_replace(src, dst)
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        events.append(f"unlink {self.relative_to(d)}")
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    assert events[0] == "unlink statements/.site-tmp-crashed"
+    assert events[1] == "write assets/site.css"
+    assert events[-1] == "write index.html"
+    assert events[-2] == "write .site-cache.json"
+    assert events[-3] == f"unlink statements/{stale.name}"
+    assert events[-4] == "write verify.html"
+    assert len([e for e in events if e.startswith("write statements/")]) == len(f.statements)
+    assert keep.read_text() == "not ours"
+    assert not [p for p in d.rglob(".site-tmp-*")]
+
+
+def test_a_crash_leaves_whole_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = LogFactory(seed="crash").grow(300)
+    d = _build(f, tmp_path / "m")
+    old = _site_files(d)
+    f.grow(300)
+    f.write(d)
+    calls = 0
+    real_replace = os.replace
+
+    def failing_replace(src: str, dst: str | Path) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space"):
+        build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (d / "index.html").read_bytes() == old["index.html"]  # index: last, not reached
+    assert not [p for p in d.rglob(".site-tmp-*")]
+    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])  # the next run completes it
+    assert f"{f.size:,}" in _page(d / "index.html").text
+
+
+def test_resumes_from_its_cache_and_ignores_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = LogFactory(seed="resume").grow(600)
+    d = _build(f, tmp_path / "m")
+    f.grow(400)
+    f.write(d)
+    parsed: list[int] = []
+    real = parse_entry
+
+    def counting_parse(data: bytes) -> Entry:
+        entry = real(data)
+        parsed.append(entry.index)
+        return entry
+
+    monkeypatch.setattr(site, "parse_entry", counting_parse)
+    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    statement_indexes = {int(row[1][0].replace(",", "")) for row in _index_rows(d).values()}
+    # Entries 0-599 were replayed by the first run: read again only for statement texts.
+    assert {i for i in parsed if i < 600} <= statement_indexes
+    assert sorted({i for i in parsed if i >= 600}) == list(range(600, 1000))
+    monkeypatch.setattr(site, "parse_entry", real)
+    fresh = _build(f, tmp_path / "fresh")
+    assert _site_files(d) == _site_files(fresh)
+    assert (d / site.CACHE_NAME).read_bytes() == (fresh / site.CACHE_NAME).read_bytes()
+
+    # A damaged cache, or one of another log under the same origin, is ignored.
+    other = LogFactory(seed="another log").grow(700)
+    for bad in (b"{not json", _build(other, tmp_path / "o").joinpath(site.CACHE_NAME).read_bytes()):
+        (d / site.CACHE_NAME).write_bytes(bad)
+        build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+        assert _site_files(d) == _site_files(fresh)
+
+
+def test_empty_log(tmp_path: Path) -> None:
+    f = LogFactory(seed="empty")
+    d = _build(f, tmp_path / "m")
+    index = _page(d / "index.html")
+    assert "no statement yet" in index.text
+    assert index.title and index.h1
+
+
+def test_verify_page_gives_the_command_and_keys(tmp_path: Path) -> None:
+    f = LogFactory(seed="verify").grow(10)
+    d = tmp_path / "m"
+    f.write(d)
+    witness = make_vkey(
+        "witness.example.org", public_bytes(private_key("witness")), ALG_COSIGNATURE_V1
+    )
+    build_site(d, origin=f.origin, vkeys=[witness, f.log_key.vkey])  # witness keys: left out
+    page = _page(d / "verify.html")
+    assert "pip install endorsement-ledger" in page.text
+    assert f"ledger-verify log https://{f.origin}" in page.text
+    assert f"--log-key {f.log_key.vkey}" in page.text
+    assert "witness.example.org" not in page.text
+
+
+# --- refusing what is not a verified log ------------------------------------------------
+
+
+def test_wrong_key_or_damaged_mirror_changes_nothing(tmp_path: Path) -> None:
+    f = LogFactory(seed="refuse").grow(300)
+    d = _build(f, tmp_path / "m")
+    before = _site_files(d)
+    other = LogKey.for_origin(f.origin, label="another key")
+    with pytest.raises(LedgerError):
+        build_site(d, origin=f.origin, vkeys=[other.vkey])
+    with pytest.raises(FormatError, match="no log key named after the origin"):
+        build_site(d, origin="ledger.example.org/other", vkeys=[f.log_key.vkey])
+    with pytest.raises(FormatError):
+        build_site(d, origin=f.origin, vkeys=[])
+    # A flipped bit in the first entry of a bundle: the next entry's prev no longer
+    # matches (the site does not check signatures again, but it does check the chain).
+    bundle = d / tiles.entries_path(1, f.size - 256)
+    data = bytearray(bundle.read_bytes())
+    data[2 + int.from_bytes(data[:2], "big") - 5] ^= 1
+    bundle.write_bytes(bytes(data))
+    (d / site.CACHE_NAME).unlink()  # else only entries after the cached state are read
+    with pytest.raises(LedgerError):
+        build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    assert _site_files(d) == before
+    with pytest.raises(SourceError):
+        build_site(tmp_path / "nowhere", origin=f.origin, vkeys=[f.log_key.vkey])
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(site, raise_on_error=False).attempted >= 1
+    assert doctest.testmod(site, raise_on_error=False).failed == 0
+
+
+def test_statement_page_path() -> None:
+    assert statement_page(bytes.fromhex("ab" * 32)) == f"statements/{'ab' * 32}.html"
+    assert statement_page(bytes(32), 3).endswith("-3.html")
