@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware, send_problem
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import STATUS_BY_CODE, ProblemError, install_handlers
+from api.publish import start_publisher
 from api.routes import ROUTERS
 from api.routes.deps import AppContext
 from api.routes.records import BATCH_PATH
@@ -223,9 +224,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx: AppContext = app.state.ledger
         ctx.sequencer = svc.start_sequencer(on_batch=metrics.on_batch)
+        # --publish-dir: the static tlog-tiles layout, following the head (api.publish).
+        publisher = start_publisher(svc.storage, svc.settings.publish_dir)
         try:
             yield
         finally:
+            if publisher is not None:
+                await run_in_threadpool(publisher.stop)
             ctx.sequencer = None
             if owned:
                 await run_in_threadpool(svc.close)

@@ -114,7 +114,11 @@ class Settings(BaseSettings):
         default=None, description="If set, the log key file is encrypted with it."
     )
     publish_dir: Path | None = Field(
-        default=None, description="Where to publish a static tiles mirror (later issue)."
+        default=None,
+        description="If set, the service also writes the log's static tlog-tiles layout "
+        "(checkpoint, tiles, entry bundles) to this directory as the log grows, "
+        "byte-identical with /checkpoint and /tile/..., for any web server, CDN or "
+        "object store (api.publish).",
     )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: str = "info"

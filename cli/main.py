@@ -24,6 +24,7 @@ from cli.demo import demo
 from cli.errors import EXIT_CODES_HELP, AbortedError, from_exception
 from cli.keys_cmd import key_group
 from cli.log_cmd import log_cmd, receipt_cmd
+from cli.mirror_cmd import mirror_cmd
 from cli.options import OrderedGroup
 from cli.records_cmd import endorse, register, sign_cmd, submit, withdraw
 from cli.serve_cmd import serve
@@ -96,6 +97,7 @@ for _command in (
     receipt_cmd,
     signatory_group,
     log_cmd,
+    mirror_cmd,
     import_signatories,
     demo,
 ):

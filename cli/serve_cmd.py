@@ -23,8 +23,6 @@ from cli.errors import InputError
 NOT_OPTIONS = {
     # A secret: read from --log-key-passphrase-file or LEDGER_LOG_KEY_PASSPHRASE, never argv.
     "log_key_passphrase": "--log-key-passphrase-file",
-    # The static mirror layout is published by a later release (issue 6).
-    "publish_dir": None,
 }
 
 #: (option, Settings field, metavar, help): the help ends with the variable's name.
@@ -71,6 +69,13 @@ OPTIONS: list[tuple[str, str, str, str]] = [
         "Comma-separated proxies whose X-Forwarded-For is believed.",
     ),
     ("--log-key-path", "log_key_path", "FILE", "The log's private key. [DIR/log.key]"),
+    (
+        "--publish-dir",
+        "publish_dir",
+        "DIR",
+        "Also write the log's static tlog-tiles layout (checkpoint, tiles, bundles) here "
+        "as it grows, for any web server or CDN. [off]",
+    ),
     (
         "--sqlite-busy-timeout-ms",
         "sqlite_busy_timeout_ms",

@@ -46,6 +46,7 @@ from ledger.errors import FormatError
 from ledger.note import parse_vkey
 from ledger.records import MAX_RECORD_SIZE
 from ledger.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S
+from ledger.site import build_site
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -1162,10 +1163,18 @@ def test_nginx_tlog_tiles_content_types_and_cache_rules() -> None:
         assert a.default_type == "application/octet-stream", path
         cc = a.headers["cache-control"]
         assert "immutable" not in cc and 0 < _max_age(cc) <= 300, path
+    # The static site is served as HTML and CSS, never guessed.
+    assert answer_for("/").default_type == "text/html; charset=utf-8"
+    for uri in ("/index.html", "/verify.html", "/statements/" + "ab" * 32 + "-2.html"):
+        assert answer_for(uri).default_type == "text/html; charset=utf-8", uri
+    assert answer_for("/assets/site.css").default_type == "text/css; charset=utf-8"
     # Nothing else of the mirror directory is served.
     for uri in (
-        "/",
         "/state.json",
+        "/.site-cache.json",
+        "/.ledger-mirror/state.json",
+        "/statements/" + "ab" * 32 + "-0.html",
+        "/statements/x.html",
         "/tile/0/x001",
         "/tile/entries",
         "/tile/0/001.p",
@@ -1226,6 +1235,7 @@ def test_nginx_serves_a_mirror_that_ledger_verify_accepts(world_readable_dir: Pa
     f.grow(300)  # one full bundle and tile, partial ones after
     mirror = f.write(world_readable_dir / "mirror")
     (mirror / "state.json").write_text("{}")  # something that must not be served
+    build_site(mirror, origin=f.origin, vkeys=[f.log_key.vkey])  # what `ledger mirror` adds
     for p in [mirror, *mirror.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     port = _free_port()
@@ -1272,7 +1282,25 @@ def test_nginx_serves_a_mirror_that_ledger_verify_accepts(world_readable_dir: Pa
             assert headers["content-type"] == "application/octet-stream"
             assert ("immutable" in headers["cache-control"]) is immutable, path
             assert headers["access-control-allow-origin"] == "*"
-        for path in (tiles.tile_path(0, 2), tiles.entries_path(1), "state.json", "tile/0", ""):
+        # The static site: the index at /, statement pages and the stylesheet.
+        status, headers, body = _get(base + "/")
+        assert status == 200 and body == (mirror / "index.html").read_bytes()
+        assert headers["content-type"] == "text/html; charset=utf-8"
+        pages = sorted((mirror / "statements").glob("*.html"))
+        assert pages
+        for page in [mirror / "verify.html", mirror / "assets" / "site.css", *pages[:3]]:
+            rel = page.relative_to(mirror).as_posix()
+            status, headers, body = _get(f"{base}/{rel}")
+            assert status == 200 and body == page.read_bytes(), rel
+            assert headers["content-type"].startswith("text/"), rel
+        for path in (
+            tiles.tile_path(0, 2),
+            tiles.entries_path(1),
+            "state.json",
+            ".site-cache.json",
+            "statements/",
+            "tile/0",
+        ):
             status, headers, _ = _get(f"{base}/{path}")
             assert status == 404, path
             assert headers["cache-control"] == "no-store", path
