@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -157,6 +158,82 @@ out of band.
 )
 
 
+#: Answers the middleware and the exception handlers may give on any operation, with
+#: the codes they carry (see api.limits and api.problems).
+_COMMON_PROBLEMS: dict[str, str] = {
+    "400": "Malformed request (`bad_request`, `malformed`, `malformed_json`, `invalid_parameter`).",
+    "413": "Request body too large (`body_too_large`, `entry_too_large`, `too_many_records`).",
+    "422": "Invalid parameters or body (`invalid_request`, with `errors`), or a record that "
+    "is refused (`bad_signature`, `wrong_log`, `unknown_signatory`...).",
+    "429": "Rate limited (`rate_limited`); retry after the Retry-After seconds.",
+    "503": "Overloaded or unavailable (`overloaded`, `unavailable`); retry after Retry-After.",
+}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+#: OpenAPI links from a submitted record to what can be read about it (stateful tests
+#: follow them; so can a client generator).
+_RECORD_LINKS = {
+    "GetEntry": ("get", "/api/v1/entries/{index}", {"index": "$response.body#/index"}),
+    "GetEntryByLeaf": (
+        "get",
+        "/api/v1/entries/by-leaf/{leaf_hash}",
+        {"leaf_hash": "$response.body#/leaf_hash"},
+    ),
+    "GetReceipt": ("get", "/api/v1/receipts/{entry}", {"entry": "$response.body#/index"}),
+    "GetInclusionProof": ("get", "/api/v1/proofs/inclusion", {"index": "$response.body#/index"}),
+}
+
+
+def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
+    """Make the generated OpenAPI document say what the service really answers.
+
+    FastAPI documents request validation errors as ``application/json``
+    ``HTTPValidationError``; this service answers every error as problem+json
+    (``api.problems``), including those of its middleware (413 on writes, 429 under
+    ``/api/``, 503 when the database fails). Each operation's error answers become
+    ``application/problem+json`` with the ``Problem`` schema, the answers the
+    middleware may give are added where they apply, and the record submission links
+    to the entry, receipt and proof it creates.
+    """
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    ops: dict[tuple[str, str], dict[str, Any]] = {}
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            ops[(method, path)] = op
+            responses = op.setdefault("responses", {})
+            wanted = {"400", "422", "503"}
+            if path.startswith("/api/"):
+                wanted.add("429")
+            if method in ("post", "put", "patch"):
+                wanted.add("413")
+            for status in wanted:
+                responses.setdefault(status, {"description": _COMMON_PROBLEMS[status]})
+            for status, response in responses.items():
+                if status[0] not in "45":
+                    continue
+                if response.get("description") == "Validation Error":
+                    response["description"] = _COMMON_PROBLEMS["422"]
+                response["content"] = {"application/problem+json": dict(problem)}
+                if status in ("429", "503"):
+                    response["headers"] = {"Retry-After": _RETRY_AFTER}
+    schemas = doc.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    submit = ops.get(("post", "/api/v1/records"))
+    if submit is not None:
+        links = {}
+        for name, (method, path, parameters) in _RECORD_LINKS.items():
+            target = ops.get((method, path))
+            if target is not None and "operationId" in target:
+                links[name] = {"operationId": target["operationId"], "parameters": parameters}
+        for status in ("200", "201"):
+            if status in submit["responses"]:
+                submit["responses"][status]["links"] = links
+    return doc
+
+
 def build_app(
     storage: Storage,
     settings: Settings,
@@ -184,6 +261,14 @@ def build_app(
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     # add_middleware puts each new layer outside the previous ones: innermost first.
     app.add_middleware(ReadGZipMiddleware)
     app.add_middleware(
@@ -241,4 +326,10 @@ def create_app(
     return build_app(svc.storage, svc.settings, svc.vkey, metrics=metrics, lifespan=lifespan)
 
 
-__all__ = ["ReadGZipMiddleware", "ReadOnlyCORSMiddleware", "build_app", "create_app"]
+__all__ = [
+    "ReadGZipMiddleware",
+    "ReadOnlyCORSMiddleware",
+    "build_app",
+    "create_app",
+    "document_problems",
+]

@@ -5,7 +5,10 @@
 ``Content-Length`` header before the application runs *and* counts the bytes
 actually received, so a chunked body (no ``Content-Length``) or a body longer
 than its announced length is cut off at the limit: the application never holds
-more than ``limit`` bytes of one request. Paths may have their own limit (the
+more than ``limit`` bytes of one request. A body sent with ``Content-Encoding:
+gzip`` is decoded here, as it arrives, and the limit applies to the decoded bytes
+as well (decoding stops at the limit, so a gzip bomb costs nothing); any other
+encoding answers 415, invalid gzip 400. Paths may have their own limit (the
 batch endpoint takes more than a single record).
 
 **Rate.** :class:`RateLimitMiddleware` gives each client a token bucket
@@ -25,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -61,8 +65,12 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-class _BodyTooLargeError(Exception):
-    """Raised from ``receive`` once the body has gone over the limit."""
+class _BodyRefusedError(Exception):
+    """Raised from ``receive`` once the body is refused (too large, or bad gzip)."""
+
+
+#: Request encodings the service decodes (RFC 9110 section 8.4): gzip only.
+_GZIP = frozenset({b"gzip", b"x-gzip"})
 
 
 class BodyLimitMiddleware:
@@ -108,26 +116,71 @@ class BodyLimitMiddleware:
             if int(declared) > limit:
                 await send_problem(send, self._problem(limit))
                 return
+        encoding = (_header(scope, b"content-encoding") or b"identity").strip().lower()
+        decoder = None
+        if encoding in _GZIP:
+            # The limit counts decoded bytes too, and decoding stops at the limit: a small
+            # gzip bomb costs the server at most ``limit`` bytes, never its full size.
+            decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            headers = [
+                (k, v)
+                for k, v in scope.get("headers", ())
+                if k not in (b"content-encoding", b"content-length")
+            ]
+            scope = {**scope, "headers": headers}
+        elif encoding not in (b"identity", b""):
+            await send_problem(
+                send,
+                ProblemError(
+                    "unsupported_media_type",
+                    "The request body's Content-Encoding must be gzip or identity.",
+                    status=415,
+                    found=encoding.decode("latin-1")[:100],
+                ),
+            )
+            return
 
-        received = 0
-        exceeded = False
+        received = 0  # bytes on the wire
+        decoded = 0  # bytes after gzip decoding
+        refusal: ProblemError | None = None
         started = False
 
+        def refuse(problem: ProblemError) -> _BodyRefusedError:
+            nonlocal refusal
+            refusal = problem
+            return _BodyRefusedError()
+
+        def decode(chunk: bytes, more: bool) -> bytes:
+            nonlocal decoded
+            assert decoder is not None
+            try:
+                out = decoder.decompress(chunk, limit + 1 - decoded)
+            except zlib.error:
+                raise refuse(_bad_gzip()) from None
+            decoded += len(out)
+            if decoded > limit:
+                raise refuse(self._problem(limit))
+            if decoder.unused_data or (not more and not decoder.eof):
+                raise refuse(_bad_gzip())
+            return out
+
         async def limited_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
-                raise _BodyTooLargeError
+            nonlocal received
+            if refusal is not None:
+                raise _BodyRefusedError
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
                 if received > limit:
-                    exceeded = True
-                    raise _BodyTooLargeError
+                    raise refuse(self._problem(limit))
+                if decoder is not None:
+                    message = {**message, "body": decode(body, message.get("more_body", False))}
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded and not started:
+            if refusal is not None and not started:
                 # The application turned the interrupted read into some other answer
                 # (FastAPI says 400 when a body cannot be read): ours is the 413.
                 return
@@ -137,14 +190,20 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLargeError:
+        except _BodyRefusedError:
             if started:  # pragma: no cover - a streaming app answered before reading
                 raise
         except Exception:
-            if not exceeded or started:
+            if refusal is None or started:
                 raise
-        if exceeded and not started:
-            await send_problem(send, self._problem(limit))
+        if refusal is not None and not started:
+            await send_problem(send, refusal)
+
+
+def _bad_gzip() -> ProblemError:
+    return ProblemError(
+        "bad_request", "The request body is not valid gzip (Content-Encoding: gzip).", status=400
+    )
 
 
 @dataclass

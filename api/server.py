@@ -341,6 +341,7 @@ def run(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        proxy_headers=False,  # X-Forwarded-For counts only from trusted_proxies (api.limits)
     )
 
 

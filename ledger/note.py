@@ -103,9 +103,14 @@ _MAX_TIMESTAMP = 2**63 - 1
 
 def check_key_name(name: str, *, field: str = "name") -> None:
     """A key name is non-empty and has no Unicode space and no ``+`` (signed-note, "Format")."""
-    if not name or "+" in name or any(c.isspace() for c in name) or _CONTROL.search(name):
+    if (
+        not name
+        or "+" in name
+        or any(c.isspace() or "\ud800" <= c <= "\udfff" for c in name)
+        or _CONTROL.search(name)
+    ):
         raise FormatError(
-            "key name must be non-empty, without spaces, '+' or control characters",
+            "key name must be non-empty UTF-8, without spaces, '+' or control characters",
             field=field,
             found=name[:100],
         )

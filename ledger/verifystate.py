@@ -93,12 +93,19 @@ class VerifierState:
                 expected=FORMAT,
                 found=doc.get("format") if isinstance(doc, dict) else type(doc).__name__,
             )
+        size = doc.get("size")
+        # JSON numbers are strictly non-negative integers here: int() would take 3.7,
+        # true or "12", and overflow on 1e999.
+        if type(size) is not int or size < 0:
+            raise StateError(
+                "state file is damaged", field="size", expected="an integer >= 0", found=size
+            )
         try:
             tiles = [[parse_hex32(h, field="tiles") for h in level] for level in doc["tiles"]]
             state = cls(
                 origin=str(doc["origin"]),
                 checkpoint=str(doc["checkpoint"]).encode("utf-8"),
-                size=int(doc["size"]),
+                size=size,
                 root=parse_hex32(doc["root"], field="root"),
                 tiles=tiles,
                 replay=MemoryState.from_dict(doc["replay"]),

@@ -22,11 +22,12 @@ import dataclasses
 import enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from api.problems import ProblemError
 from api.routes.deps import IMMUTABLE, SHORT, AppContext, ContextDep, hex32_param, uint_param
 from api.routes.schemas import (
+    EX_LEAF,
     EX_RECEIPT,
     ConsistencyProof,
     EntryInfo,
@@ -47,6 +48,34 @@ router = APIRouter(prefix="/api/v1", tags=["log"])
 
 TEXT = "text/plain; charset=utf-8"
 _BASE64_FIELDS = frozenset({"key", "new_key"})
+
+# Documented patterns (the routes check the values themselves: 400 invalid_parameter).
+INDEX_PATTERN = r"^(0|[1-9][0-9]{0,17})$"
+HEX64_PATTERN = r"^[0-9a-f]{64}$"
+IndexPath = Annotated[
+    str,
+    Path(
+        description="The entry's index, decimal without leading zeros.",
+        json_schema_extra={"pattern": INDEX_PATTERN},
+        examples=["4"],
+    ),
+]
+LeafHashPath = Annotated[
+    str,
+    Path(
+        description="RFC 9162 leaf hash, 64 lowercase hex digits.",
+        json_schema_extra={"pattern": HEX64_PATTERN},
+        examples=[EX_LEAF],
+    ),
+]
+EntryPath = Annotated[
+    str,
+    Path(
+        description="An index (decimal) or a leaf hash (64 lowercase hex digits).",
+        json_schema_extra={"pattern": r"^(0|[1-9][0-9]{0,17}|[0-9a-f]{64})$"},
+        examples=["4", EX_LEAF],
+    ),
+]
 
 
 @router.get(
@@ -135,7 +164,7 @@ _ENTRY_RESPONSES = problem_responses(400, 404, 422)
     response_model=EntryInfo,
     responses=_ENTRY_RESPONSES,
 )
-def get_entry(index: str, ctx: ContextDep, response: Response) -> EntryInfo:
+def get_entry(index: IndexPath, ctx: ContextDep, response: Response) -> EntryInfo:
     """The entry at `index`: its bytes (base64) and what they say. Entries never change."""
     i = uint_param(index, "index")
     info = entry_info(i, read_entry(ctx, i))
@@ -149,7 +178,7 @@ def get_entry(index: str, ctx: ContextDep, response: Response) -> EntryInfo:
     response_model=EntryInfo,
     responses=_ENTRY_RESPONSES,
 )
-def get_entry_by_leaf(leaf_hash: str, ctx: ContextDep, response: Response) -> EntryInfo:
+def get_entry_by_leaf(leaf_hash: LeafHashPath, ctx: ContextDep, response: Response) -> EntryInfo:
     """The entry whose RFC 9162 leaf hash (hex) is `leaf_hash`."""
     i = index_of_leaf(ctx, hex32_param(leaf_hash, "leaf_hash"))
     info = entry_info(i, read_entry(ctx, i))
@@ -280,7 +309,7 @@ def make_receipt(ctx: AppContext, index: int, tree_size: int, checkpoint: bytes)
         **problem_responses(400, 404),
     },
 )
-def get_receipt(entry: str, ctx: ContextDep) -> Response:
+def get_receipt(entry: EntryPath, ctx: ContextDep) -> Response:
     """`entry` is an index (decimal) or a leaf hash (64 hex digits).
 
     The receipt proves the entry against the log's current checkpoint; verify it

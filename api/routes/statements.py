@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from api.problems import ProblemError
 from api.routes.deps import SHORT, AppContext, ContextDep, hex32_param
@@ -44,6 +44,16 @@ router = APIRouter(prefix="/api/v1", tags=["statements and signatories"])
 MAX_PAGE = 1000
 Offset = Annotated[int, Query(ge=0, le=2**62, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
+# Documented patterns (the routes check the values themselves: 400 invalid_parameter).
+_HEX64 = {"pattern": r"^[0-9a-f]{64}$"}
+StatementId = Annotated[
+    str,
+    Path(description="The statement's record id, hex.", json_schema_extra=_HEX64),
+]
+KeyHash = Annotated[
+    str,
+    Path(description="SHA-256 of one of the signatory's keys, hex.", json_schema_extra=_HEX64),
+]
 
 
 def _tally(view: StatementView) -> Tally:
@@ -113,7 +123,9 @@ def list_statements(
     response_model=StatementDetail,
     responses=problem_responses(400, 404),
 )
-def get_statement(statement_id: str, ctx: ContextDep, response: Response) -> StatementDetail:
+def get_statement(
+    statement_id: StatementId, ctx: ContextDep, response: Response
+) -> StatementDetail:
     """One statement by id (the hex record id of its statement record)."""
     view = _statement(ctx, statement_id)
     authors = []
@@ -133,7 +145,7 @@ def get_statement(statement_id: str, ctx: ContextDep, response: Response) -> Sta
     responses=problem_responses(400, 404, 422),
 )
 def list_endorsements(
-    statement_id: str,
+    statement_id: StatementId,
     *,
     ctx: ContextDep,
     response: Response,
@@ -206,7 +218,7 @@ def search_signatories(
     response_model=SignatoryInfo,
     responses=problem_responses(400, 404),
 )
-def get_signatory(key_hash: str, ctx: ContextDep, response: Response) -> SignatoryInfo:
+def get_signatory(key_hash: KeyHash, ctx: ContextDep, response: Response) -> SignatoryInfo:
     """The signatory of any of its keys' hashes (its id is the hash of its first key)."""
     view = ctx.storage.signatory(hex32_param(key_hash, "key_hash"))
     if view is None:

@@ -19,7 +19,9 @@ Compression (gzip) is negotiated by the application's middleware.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.problems import ProblemError
@@ -40,6 +42,21 @@ router = APIRouter(tags=["tlog-tiles"])
 OCTETS = "application/octet-stream"
 TEXT = "text/plain; charset=utf-8"
 PARTIAL = "public, max-age=60"
+#: The canonical spellings parse_tile_path accepts (documentation only: a path that
+#: does not match answers 400 ``malformed`` from the parser, not a validation error).
+TILE_PATH_PATTERN = (
+    r"^(entries|[0-9]|[1-5][0-9]|6[0-3])/"
+    r"(x(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})/(x[0-9]{3}/){0,4})?[0-9]{3}"
+    r"(\.p/([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$"
+)
+TilePath = Annotated[
+    str,
+    Path(
+        description="`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`.",
+        json_schema_extra={"pattern": TILE_PATH_PATTERN},
+        examples=["0/000", "1/x001/234.p/7", "entries/000.p/8"],
+    ),
+]
 
 
 @router.get(
@@ -92,7 +109,7 @@ def _read_tile(ctx: AppContext, tile: Tile) -> bytes:
         **problem_responses(400, 404),
     },
 )
-async def get_tile(path: str, ctx: ContextDep) -> Response:
+async def get_tile(path: TilePath, ctx: ContextDep) -> Response:
     """``tile/<L>/<N>[.p/<W>]`` or ``tile/entries/<N>[.p/<W>]`` (C2SP tlog-tiles).
 
     `<N>` is written in 3-digit groups, `x`-prefixed but the last
@@ -101,6 +118,10 @@ async def get_tile(path: str, ctx: ContextDep) -> Response:
     try:
         tile = parse_tile_path("tile/" + path)
     except FormatError as e:
+        if e.field == "n":  # well spelled, but past any tree a log can ever have
+            raise ProblemError(
+                "not_found", f"No log has the tile {path}: {e}.", status=404
+            ) from None
         raise ProblemError(
             "malformed",
             f"Not a tlog-tiles path: {e}.",
