@@ -45,7 +45,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.problems import ProblemError, from_ledger_error, sentence, status_for
-from api.routes.deps import AppContext, ContextDep
+from api.routes.deps import AppContext, get_context
 from api.routes.log import make_receipt, read_entry
 from api.routes.schemas import (
     EX_ENDORSEMENT,
@@ -60,6 +60,7 @@ from api.sequencer import Sequencer, SequencerStopped
 from api.storage.base import Appended, Rejected
 from ledger.encoding import b64encode
 from ledger.errors import LedgerError
+from ledger.receipt import Receipt
 from ledger.records import MAX_RECORD_SIZE, SignedRecord, parse_record, verify_signatures
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
@@ -178,17 +179,24 @@ def _rejected(r: Rejected) -> ProblemError:
     )
 
 
-def _accepted(ctx: AppContext, record: SignedRecord, a: Appended) -> RecordAccepted:
-    entry = read_entry(ctx, a.index)
-    return RecordAccepted(
-        index=a.index,
-        leaf_hash=a.leaf_hash.hex(),
-        record_id=record.record_id.hex(),
-        existing=a.existing,
-        entry=b64encode(entry),
-        receipt=make_receipt(ctx, a.index, a.tree_size, a.checkpoint).decode("utf-8"),
-        checkpoint=a.checkpoint.decode("utf-8"),
-    )
+def _accepted(ctx: AppContext, record: SignedRecord, a: Appended) -> dict[str, Any]:
+    """The answer's document (a :class:`RecordAccepted`), reading what the result lacks."""
+    proof = a.held_proof() if a.entry is not None else None
+    if a.entry is not None and proof is not None:
+        # A new entry: the sequencer's result holds its bytes and the hashes of its proof.
+        entry, receipt = a.entry, Receipt(a.index, tuple(proof), a.checkpoint).encode()
+    else:  # an existing entry: read it, and prove it against the batch's checkpoint
+        entry = read_entry(ctx, a.index)
+        receipt = make_receipt(ctx, a.index, a.tree_size, a.checkpoint)
+    return {
+        "index": a.index,
+        "leaf_hash": a.leaf_hash.hex(),
+        "record_id": record.record_id.hex(),
+        "existing": a.existing,
+        "entry": b64encode(entry),
+        "receipt": receipt.decode("utf-8"),
+        "checkpoint": a.checkpoint.decode("utf-8"),
+    }
 
 
 _RECORD_BODY = {
@@ -239,8 +247,11 @@ _BATCH_BODY = {
         **problem_responses(400, 409, 413, 415, 422, 429, 503),
     },
 )
-async def submit_record(request: Request, ctx: ContextDep) -> JSONResponse:
+async def submit_record(request: Request) -> JSONResponse:
     """Sequence one record and answer with its index and a receipt (see the module text)."""
+    # Not a ContextDep: FastAPI runs a sync dependency in the thread pool, a round trip
+    # that costs more than all the rest of the request's checks.
+    ctx = get_context(request)
     media, charset = _media_type(request)
     if media not in ("text/plain", "application/json"):  # before reading the body
         raise _unsupported(media, "text/plain; charset=utf-8, or application/json")
@@ -249,9 +260,12 @@ async def submit_record(request: Request, ctx: ContextDep) -> JSONResponse:
     result = await asyncio.wrap_future(_sequencer(ctx).submit_async(record))
     if isinstance(result, Rejected):
         raise _rejected(result)
-    accepted = await run_in_threadpool(_accepted, ctx, record, result)
+    if result.entry is not None and result.hashes is not None:
+        accepted = _accepted(ctx, record, result)  # no I/O: stay on the event loop
+    else:
+        accepted = await run_in_threadpool(_accepted, ctx, record, result)
     return JSONResponse(
-        accepted.model_dump(),
+        accepted,
         status_code=200 if result.existing else 201,
         headers={"Location": f"/api/v1/entries/{result.index}"},
     )
@@ -308,7 +322,6 @@ def _check_batch(
 )
 async def submit_batch(
     request: Request,
-    ctx: ContextDep,
     receipts: Annotated[
         bool, Query(description="Include each sequenced record's receipt.")
     ] = False,
@@ -318,6 +331,7 @@ async def submit_batch(
     Results: `status` 201 (appended), 200 (already in the log) or the problem's status
     with its `code` and `detail`. Resubmitting a whole batch is always safe.
     """
+    ctx = get_context(request)
     media, _ = _media_type(request)
     if media != "application/json":
         raise _unsupported(media, "application/json: a list of record texts")
@@ -350,7 +364,13 @@ async def submit_batch(
                 for i, a in appended:
                     item = items[i]
                     assert item is not None
-                    item.receipt = make_receipt(ctx, a.index, a.tree_size, a.checkpoint).decode()
+                    proof = a.held_proof()
+                    receipt = (
+                        make_receipt(ctx, a.index, a.tree_size, a.checkpoint)
+                        if proof is None
+                        else Receipt(a.index, tuple(proof), a.checkpoint).encode()
+                    )
+                    item.receipt = receipt.decode()
 
             await run_in_threadpool(add_receipts)
     if not checkpoint:

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ledger.merkle import HashReader, inclusion_proof
 from ledger.note import NoteSigner
 from ledger.records import SignedRecord
 from ledger.rules import DEFAULT_MAX_AGE_S
@@ -90,6 +91,13 @@ class Appended:
     log, or earlier in the same batch: nothing new was appended for it (HTTP 200,
     not 201). ``checkpoint`` is the signed checkpoint committed with the batch (of
     size ``tree_size``, which includes ``index``): the receipt's checkpoint.
+
+    For a record appended by this batch, a storage may also give the ``entry``
+    bytes and ``hashes``, an in-memory ``ledger.merkle.HashReader`` holding the
+    stored hashes the batch computed or read (shared by the batch's results): enough
+    for the inclusion proof of ``index`` in the tree of ``tree_size``, so that the
+    answer needs no further read (:meth:`held_proof`). None when it does not (a
+    duplicate, for one).
     """
 
     index: int
@@ -97,6 +105,17 @@ class Appended:
     existing: bool
     tree_size: int
     checkpoint: bytes
+    entry: bytes | None = field(default=None, compare=False, repr=False)
+    hashes: HashReader | None = field(default=None, compare=False, repr=False)
+
+    def held_proof(self) -> list[bytes] | None:
+        """The inclusion proof from ``hashes``, or None if they do not hold all it needs."""
+        if self.hashes is None:
+            return None
+        try:
+            return inclusion_proof(self.index, self.tree_size, self.hashes)
+        except KeyError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,11 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-            pool_size=8,
-            max_overflow=32,
+            # As many kept connections as the threads that read at once (AnyIO's pool of
+            # 40, the sequencer, the publisher): an overflow connection is closed after
+            # use, and opening one costs its PRAGMAs again.
+            pool_size=48,
+            max_overflow=16,
         )
         _install_sqlite_hooks(engine, busy_timeout_ms)
         return engine

@@ -24,7 +24,10 @@ cost per entry does not grow with the log (``bench/ingest_core.py`` measures it)
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -74,7 +77,7 @@ from api.storage.models import (
     STATEMENTS,
     TALLIES,
 )
-from api.storage.txstate import TxHashes, TxState, chunks
+from api.storage.txstate import TxHashes, TxState, chunks, insert_rows
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.encoding import b64encode
 from ledger.entry import Entry, parse_entry
@@ -139,6 +142,10 @@ class SqlStorage:
         self.origin = origin
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         self.dialect = self.engine.dialect.name
+        database = self.engine.url.database
+        self._lock_path = f"{database}-writer.lock" if self.dialect == "sqlite" else None
+        self._thread_lock = threading.Lock()
+        self._busy_timeout_s = busy_timeout_ms / 1000
         try:
             if migrate:
                 upgrade(self.engine)
@@ -162,6 +169,46 @@ class SqlStorage:
     # --- transactions --------------------------------------------------------------
 
     @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """SQLite: wait for our turn to write on a file lock, before ``BEGIN IMMEDIATE``.
+
+        SQLite's busy handler polls the write lock with sleeps of up to 100 ms, so
+        several processes (``--workers``) writing one file lose most of their time
+        asleep; ``flock`` wakes the next writer the moment the lock is free. It only
+        orders the writers: ``BEGIN IMMEDIATE`` still takes SQLite's own lock, and a
+        process that does not take this one (``ledger reindex``, an older server)
+        is still serialised by SQLite. A crashed holder's lock is released by the kernel.
+        """
+        if self._lock_path is None:
+            yield
+            return
+        deadline = time.monotonic() + self._busy_timeout_s
+        if not self._thread_lock.acquire(timeout=self._busy_timeout_s):
+            raise StorageUnavailableError("database is locked: another writer holds it")
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                # Poll without blocking, in steps of at most 2 ms, so that a writer that
+                # hangs makes us give up after the busy timeout like SQLite would.
+                pause = 0.0002
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise StorageUnavailableError(
+                                "database is locked: another writer holds it"
+                            ) from None
+                        time.sleep(pause)
+                        pause = min(pause * 2, 0.002)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
+        finally:
+            self._thread_lock.release()
+
+    @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
@@ -173,7 +220,7 @@ class SqlStorage:
     def _write(self) -> Iterator[tuple[Connection, _Head]]:
         """A write transaction holding the log's head lock; commits on normal exit."""
         try:
-            with self.engine.connect() as conn:
+            with self._writer_turn(), self.engine.connect() as conn:
                 conn.execution_options(ledger_write=True)  # SQLite: BEGIN IMMEDIATE
                 with conn.begin():
                     q = select(HEAD).where(HEAD.c.id == 1)
@@ -376,8 +423,8 @@ class SqlStorage:
                 outcomes.append((size, leaf, False))
                 size, prev = size + 1, leaf
             if entries:
-                conn.execute(insert(ENTRIES), entries)
-                conn.execute(insert(HASHES), hashes.new)
+                insert_rows(conn, ENTRIES, entries)
+                insert_rows(conn, HASHES, hashes.new)
                 state.flush()
                 root = tree_hash(size, hashes)
                 checkpoint = self._sign(signer, size, root)
@@ -403,11 +450,29 @@ class SqlStorage:
                     last_leaf_hash=head.last_leaf_hash,
                     time_ms=now,
                 )
-        # Committed: only now may anyone be told.
-        return [
-            o if isinstance(o, Rejected) else Appended(o[0], o[1], o[2], size, checkpoint)
-            for o in outcomes
-        ]
+        # Committed: only now may anyone be told. A new entry's answer carries its bytes
+        # and its inclusion proof, from the hashes the batch holds (no further read).
+        new_data = {e["idx"]: e["data"] for e in entries}
+        held = _HeldHashes(hashes.cache)
+        out: list[Appended | Rejected] = []
+        for o in outcomes:
+            if isinstance(o, Rejected):
+                out.append(o)
+            elif o[2]:
+                out.append(Appended(o[0], o[1], True, size, checkpoint))
+            else:
+                out.append(
+                    Appended(
+                        o[0],
+                        o[1],
+                        False,
+                        size,
+                        checkpoint,
+                        entry=new_data.get(o[0]),
+                        hashes=held,
+                    )
+                )
+        return out
 
     # --- the projection ------------------------------------------------------------
 
@@ -640,6 +705,19 @@ class SqlStorage:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class _HeldHashes:
+    """A ``HashReader`` over the hashes a committed batch held in memory, and nothing else."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self, cache: dict[int, bytes]) -> None:
+        self.cache = cache
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        cache = self.cache
+        return [cache[i] for i in indexes]  # KeyError: not held
 
 
 def _head(row: Row[Any]) -> _Head:
