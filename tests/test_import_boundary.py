@@ -72,3 +72,55 @@ def test_core_imports_without_server_packages() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+#: Modules ledger/ may load by name at run time, and where: PyNaCl is an optional
+#: accelerator of the Ed25519 rule, used only if installed and self-tested
+#: (tests/test_ed25519_accel.py), so ledger/ works without it.
+ALLOWED_DYNAMIC = {
+    ("ed25519.py", "nacl"),
+    ("ed25519.py", "nacl.bindings"),
+    ("ed25519.py", "nacl.exceptions"),
+}
+
+
+def _dynamic_imports(path: Path) -> list[tuple[int, str]]:
+    """Calls of importlib.import_module / __import__ and the names they load."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if name in ("import_module", "__import__"):
+            arg = node.args[0] if node.args else None
+            target = arg.value if isinstance(arg, ast.Constant) else "<computed>"
+            found.append((node.lineno, str(target)))
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: p.name)
+def test_core_loads_nothing_else_by_name(path: Path) -> None:
+    for lineno, module in _dynamic_imports(path):
+        top = module.split(".")[0]
+        allowed = top == "ledger" or top in STDLIB or top in ALLOWED_THIRD_PARTY
+        assert allowed or (path.name, module) in ALLOWED_DYNAMIC, (
+            f"{path.relative_to(ROOT)}:{lineno} loads {module!r} by name; only the optional "
+            "Ed25519 accelerator (PyNaCl, in ed25519.py) may"
+        )
+
+
+def test_core_works_without_the_accelerator() -> None:
+    """With PyNaCl unimportable, the rule still decides (with cryptography alone)."""
+    code = (
+        "import sys\n"
+        "sys.modules['nacl'] = None\n"
+        "from ledger import ed25519\n"
+        "print(ed25519.backend())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "cryptography", out.stdout
