@@ -47,7 +47,13 @@ def get_context(request: Request) -> AppContext:
     return ctx
 
 
-ContextDep = Annotated[AppContext, Depends(get_context)]
+async def _context_dependency(request: Request) -> AppContext:
+    # async: FastAPI runs a sync dependency in the thread pool, a round trip per request
+    # that costs more than reading one attribute.
+    return get_context(request)
+
+
+ContextDep = Annotated[AppContext, Depends(_context_dependency)]
 
 
 def hex32_param(value: str, name: str) -> bytes:
