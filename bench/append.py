@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.storage.base import Appended
 from api.storage.sql import SqlStorage
+from bench.rows import row
 from keys.signer import NoteSigner
 from ledger.merkle import leaf_hash, stored_hashes_for_append
 from ledger.records import (
@@ -49,29 +50,6 @@ from ledger.records import (
 ORIGIN = "bench.example.org/append"
 STATEMENTS = 100  # each signatory endorses every statement once
 BATCH = 256
-
-
-def row(
-    benchmark: str,
-    value: float,
-    unit: str,
-    note: str,
-    *,
-    target: str | None = None,
-    ok: bool | None = None,
-    **extra: object,
-) -> dict[str, object]:
-    """A result row; ``extra`` (series, size) only feeds the plot."""
-    out: dict[str, object] = {
-        "benchmark": benchmark,
-        "value": round(value, 3),
-        "unit": unit,
-        "note": note,
-        "target": target,
-        "ok": ok,
-    }
-    out.update(extra)
-    return out
 
 
 def log_signer(origin: str) -> NoteSigner:

@@ -64,6 +64,7 @@ from sqlalchemy import create_engine, make_url, text
 from api.server import prepare
 from api.settings import Settings
 from bench.ingest_core import ORIGIN, Workload
+from bench.rows import row as _row
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -77,27 +78,6 @@ TARGET_SINGLE = 1000.0
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 1000.0
 TARGET_BATCH = 5000.0
-
-
-def _row(
-    benchmark: str,
-    value: float,
-    unit: str,
-    note: str,
-    *,
-    target: str | None = None,
-    ok: bool | None = None,
-) -> dict[str, object]:
-    row: dict[str, object] = {
-        "benchmark": benchmark,
-        "value": round(value, 3),
-        "unit": unit,
-        "note": note,
-    }
-    if target is not None:
-        row["target"] = target
-        row["ok"] = ok
-    return row
 
 
 # --- the trivial endpoint and the bare responder ---------------------------------------

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.rows import row as _row
 from ledger.mirror import Mirror
 from ledger.source import DirectorySource
 from ledger.verify import Trust, verify_log
@@ -31,27 +32,6 @@ from tests.logfactory import LogFactory
 
 #: The goal for a full sync, entries per second with verification (2 cores).
 TARGET_RATE = 1000.0
-
-
-def _row(
-    benchmark: str,
-    value: float,
-    unit: str,
-    note: str,
-    *,
-    target: str | None = None,
-    ok: bool | None = None,
-) -> dict[str, object]:
-    row: dict[str, object] = {
-        "benchmark": benchmark,
-        "value": round(value, 3),
-        "unit": unit,
-        "note": note,
-    }
-    if target is not None:
-        row["target"] = target
-        row["ok"] = ok
-    return row
 
 
 def run(quick: bool) -> list[dict[str, object]]:
