@@ -680,11 +680,22 @@ def sign_record(
 def verify_signatures(record: SignedRecord) -> None:
     """Check a complete record's signatures and the key rules that need no log state.
 
-    Raises SignatureError unless: the record has exactly its required signatures;
-    the signing keys are distinct; a registration is signed by its ``key``; the
-    second signature of a rotation is by ``new_key``; and every signature is valid
-    under the Ed25519 acceptance rule (``ledger.ed25519.verify``) over the body.
-    Who may sign (current keys, authors) is checked by ``ledger.rules``.
+    Raises SignatureError unless the signers are right (:func:`check_signers`) and
+    every signature is valid under the Ed25519 acceptance rule
+    (``ledger.ed25519.verify``) over the body. Who may sign (current keys, authors)
+    is checked by ``ledger.rules``.
+    """
+    check_signers(record)
+    for sig in record.signatures:
+        ed25519.verify(sig.public_key, sig.signature, record.body_bytes)
+
+
+def check_signers(record: SignedRecord) -> None:
+    """The checks of :func:`verify_signatures` but for the Ed25519 ones (docs/spec.md,
+    "Signatures", steps 1 to 4): the record has exactly its required signatures; the
+    signing keys are distinct; a registration is signed by its ``key``; the second
+    signature of a rotation is by ``new_key``. The verifier runs these in order and
+    the Ed25519 checks in worker processes.
     """
     sigs, required = record.signatures, record.required_signatures
     if len(sigs) != required:
@@ -716,8 +727,6 @@ def verify_signatures(record: SignedRecord) -> None:
             expected=body.new_key,
             found=keys[1],
         )
-    for sig in sigs:
-        ed25519.verify(sig.public_key, sig.signature, record.body_bytes)
 
 
 __all__ = [
@@ -742,6 +751,7 @@ __all__ = [
     "Statement",
     "Withdrawal",
     "add_signature",
+    "check_signers",
     "encode_body",
     "parse_body",
     "parse_record",

@@ -57,7 +57,6 @@ from ledger.errors import (
     LedgerError,
     ProofError,
     RootMismatchError,
-    SignatureError,
     VerificationError,
 )
 from ledger.fork import (
@@ -72,7 +71,7 @@ from ledger.fork import (
 from ledger.note import Ed25519Verifier, Verifier, parse_vkey
 from ledger.policy import Policy, parse_policy
 from ledger.receipt import parse_receipt, verify_receipt
-from ledger.records import Registration, Rotation, SignedRecord, verify_signatures
+from ledger.records import check_signers, verify_signatures
 from ledger.rules import DEFAULT_MAX_AGE_S
 from ledger.source import NotFoundError, Source
 from ledger.state import MemoryState
@@ -230,43 +229,6 @@ def _verify_triples(triples: Sequence[Triple]) -> tuple[int, int, LedgerError] |
         except LedgerError as e:
             return offset, n, e
     return None
-
-
-def _check_signers(record: SignedRecord) -> None:
-    """:func:`ledger.records.verify_signatures` but for its Ed25519 checks, which run
-    in the worker processes: the count, distinct keys, a registration signed by its
-    key, a rotation's second signature by the new key (docs/spec.md, "Signatures",
-    steps 1 to 4). ``tests/test_verify_parts.py`` checks that both agree."""
-    sigs, required = record.signatures, record.required_signatures
-    if len(sigs) != required:  # parse_record already refuses this; keep the rule whole
-        raise SignatureError(
-            f"a record of type {record.body.TYPE!r} needs {required} signature(s)"
-            + (" (this is a draft)" if len(sigs) < required else ""),
-            code="missing_signature" if len(sigs) < required else "extra_signature",
-            field="sig",
-            expected=required,
-            found=len(sigs),
-        )
-    keys = [s.public_key for s in sigs]
-    if len(set(keys)) != len(keys):
-        raise SignatureError("one key signs the record twice", field="sig")
-    body = record.body
-    if isinstance(body, Registration) and keys[0] != body.key:
-        raise SignatureError(
-            "a registration must be signed by the key it registers",
-            code="wrong_signer",
-            field="sig",
-            expected=body.key,
-            found=keys[0],
-        )
-    if isinstance(body, Rotation) and keys[1] != body.new_key:
-        raise SignatureError(
-            "the second signature of a rotation must be by the new key",
-            code="wrong_signer",
-            field="sig",
-            expected=body.new_key,
-            found=keys[1],
-        )
 
 
 def _worker_for(public_key: bytes, jobs: int) -> int:
@@ -616,7 +578,7 @@ class _EntryChecker:
                 if self.pool is None:
                     verify_signatures(entry.record)
                 else:
-                    _check_signers(entry.record)
+                    check_signers(entry.record)  # steps 1-4; Ed25519 in the workers
                     if failed is not None and failed[0] == offset:
                         raise failed[2]
             except LedgerError as e:

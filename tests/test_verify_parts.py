@@ -23,6 +23,7 @@ from ledger.records import (
     Rotation,
     SignedRecord,
     Statement,
+    check_signers,
     encode_body,
     parse_record,
     verify_signatures,
@@ -30,7 +31,7 @@ from ledger.records import (
 from ledger.source import DirectorySource, NotFoundError
 from ledger.state import MemoryState, PairTable
 from ledger.tiletree import TileTree
-from ledger.verify import Trust, _check_signers, _verify_triples, _worker_for, verify_log
+from ledger.verify import Trust, _verify_triples, _worker_for, verify_log
 from ledger.verifystate import StateError, VerifierState
 
 
@@ -183,7 +184,7 @@ def test_trust_from_vkeys() -> None:
 def _split_verdict(record: SignedRecord) -> tuple[str, str] | None:
     """What the verifier's split check (signers here, Ed25519 in workers) says."""
     try:
-        _check_signers(record)
+        check_signers(record)
         for n, sig in enumerate(record.signatures):
             verdict = _verify_triples([(0, n, sig.public_key, sig.signature, record.body_bytes)])
             if verdict is not None:
