@@ -72,14 +72,11 @@ class ReadOnlyCORSMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        headers = Headers(scope=scope)
-        if (
-            method == "OPTIONS"
-            and "origin" in headers
-            and "access-control-request-method" in headers
-        ):
-            await self._preflight(headers, send)
-            return
+        if method == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                await self._preflight(headers, send)
+                return
         if method not in READ_METHODS:
             await self.app(scope, receive, send)
             return

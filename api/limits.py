@@ -117,6 +117,12 @@ class BodyLimitMiddleware:
                 await send_problem(send, self._problem(limit))
                 return
         encoding = (_header(scope, b"content-encoding") or b"identity").strip().lower()
+        if declared is not None and encoding in (b"identity", b""):
+            # The server's HTTP parser delivers exactly Content-Length bytes (h11 and
+            # httptools refuse a body longer than declared), and that is within the
+            # limit: nothing to count. (Chunked bodies and gzip are counted below.)
+            await self.app(scope, receive, send)
+            return
         decoder = None
         if encoding in _GZIP:
             # The limit counts decoded bytes too, and decoding stops at the limit: a small

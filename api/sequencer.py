@@ -31,6 +31,7 @@ database: the storage's head lock serialises their batches into one log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -38,14 +39,28 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from api.storage.base import Appended, CheckpointSigner, Rejected, Storage, StorageError
+from api.storage.base import Appended, CheckpointSigner, Rejected, StorageError
 from ledger.records import SignedRecord
 from ledger.rules import DEFAULT_MAX_AGE_S
 
 logger = logging.getLogger("api.sequencer")
 
 Result = Appended | Rejected
+
+
+class BatchAppender(Protocol):
+    """What the sequencer needs of a storage: ``Storage.append_batch`` (a
+    :class:`~api.storage.base.Storage`, or :class:`api.appender.ProcessAppender`)."""
+
+    def append_batch(
+        self,
+        records: Sequence[SignedRecord],
+        *,
+        signer: CheckpointSigner,
+        max_age_s: int | None = DEFAULT_MAX_AGE_S,
+    ) -> list[Appended | Rejected]: ...
 
 
 class OverloadedError(Exception):
@@ -77,16 +92,69 @@ class BatchReport:
     seconds: float
 
 
+#: Wake-ups owed to event loops after a batch: loop -> [(future, results, error)].
+_Wakes = dict[asyncio.AbstractEventLoop, list[tuple["asyncio.Future[list[Result]]", Any, Any]]]
+
+
 class _Job:
-    """One submission (one record, or a bulk import) and its future."""
+    """One submission (one record, or a bulk import) and its future.
 
-    __slots__ = ("future", "many", "remaining", "results")
+    A job from :meth:`Sequencer.submit_on_loop` has an asyncio future instead, set on
+    its loop: all the answers of a batch to one loop are set in one wake-up
+    (``call_soon_threadsafe``), rather than one per record, each of which would make
+    this thread wait for the GIL again while the loop is busy.
+    """
 
-    def __init__(self, n: int, many: bool) -> None:
-        self.future: Future[list[Result]] = Future()
+    __slots__ = ("afuture", "future", "loop", "many", "remaining", "results")
+
+    def __init__(self, n: int, many: bool, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop
+        self.afuture: asyncio.Future[list[Result]] | None = None
+        self.future: Future[list[Result]] | None = None
+        if loop is None:
+            self.future = Future()
+        else:
+            self.afuture = loop.create_future()
         self.results: list[Result | None] = [None] * n
         self.remaining = n
         self.many = many
+
+    def finish(
+        self, results: list[Result] | None, error: BaseException | None, wakes: _Wakes | None
+    ) -> None:
+        """Answer the job (``results``, or ``error``); loop jobs are added to ``wakes``
+        (woken at once when it is None)."""
+        if self.future is not None:
+            if not self.future.done():
+                if error is not None:
+                    self.future.set_exception(error)
+                else:
+                    self.future.set_result(results or [])
+            return
+        assert self.loop is not None and self.afuture is not None
+        item = (self.afuture, results, error)
+        if wakes is not None:
+            wakes.setdefault(self.loop, []).append(item)
+        else:
+            _wake(self.loop, [item])
+
+
+def _settle(items: list[tuple[asyncio.Future[list[Result]], Any, Any]]) -> None:
+    """On the loop: set each future (unless cancelled, e.g. the client went away)."""
+    for fut, results, error in items:
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(results)
+
+
+def _wake(loop: asyncio.AbstractEventLoop, items: list[Any]) -> None:
+    try:
+        loop.call_soon_threadsafe(_settle, items)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        logger.debug("dropped %d answers for a closed event loop", len(items))
 
 
 @dataclass(slots=True)
@@ -111,7 +179,7 @@ class Sequencer:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: BatchAppender,
         signer: CheckpointSigner,
         *,
         batch_max_records: int = 256,
@@ -165,7 +233,7 @@ class Sequencer:
             self._parts.clear()
             self._queued = 0
         for part in left:  # only if the thread did not finish in time
-            _fail(part.job, SequencerStopped("the service is shutting down"))
+            part.job.finish(None, SequencerStopped("the service is shutting down"), None)
 
     def __enter__(self) -> Sequencer:
         return self.start()
@@ -176,6 +244,12 @@ class Sequencer:
     @property
     def running(self) -> bool:
         return self._thread is not None and not self._stopping
+
+    @property
+    def verifies_signatures(self) -> bool:
+        """True when the storage checks each record's Ed25519 signatures itself, before
+        appending (``api.appender.ProcessAppender``): then submitters need not."""
+        return bool(getattr(self.storage, "verifies_signatures", False))
 
     @property
     def queued(self) -> int:
@@ -200,8 +274,20 @@ class Sequencer:
             else:
                 out.set_result(f.result()[0])
 
+        assert job.future is not None
         job.future.add_done_callback(done)
         return out
+
+    def submit_on_loop(self, record: SignedRecord) -> asyncio.Future[list[Result]]:
+        """From a coroutine: queue one record; ``(await future)[0]`` is its answer.
+
+        The future belongs to the running loop and is set there after the batch
+        committed, with the other answers of the batch to that loop in one wake-up.
+        Raises Overloaded or SequencerStopped at once.
+        """
+        job = self._enqueue([record], many=False, loop=asyncio.get_running_loop())
+        assert job.afuture is not None
+        return job.afuture
 
     def submit(self, record: SignedRecord, timeout: float | None = None) -> Result:
         """Queue one record and wait for its answer (raises StorageError on failure)."""
@@ -219,17 +305,25 @@ class Sequencer:
                 f"{len(records)} records is more than the queue holds ({self.queue_size})",
                 retry_after_s=1,
             )
-        return self._enqueue(records, many=True).future
+        future = self._enqueue(records, many=True).future
+        assert future is not None
+        return future
 
     def submit_many(
         self, records: Sequence[SignedRecord], timeout: float | None = None
     ) -> list[Result]:
         return self.submit_many_async(records).result(timeout)
 
-    def _enqueue(self, records: Sequence[SignedRecord], *, many: bool) -> _Job:
-        job = _Job(len(records), many)
+    def _enqueue(
+        self,
+        records: Sequence[SignedRecord],
+        *,
+        many: bool,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> _Job:
+        job = _Job(len(records), many, loop)
         if not records:
-            job.future.set_result([])
+            job.finish([], None, None)
             return job
         step = self.batch_max_records
         now = time.monotonic()
@@ -286,7 +380,7 @@ class Sequencer:
             except BaseException as e:  # pragma: no cover - _sequence handles its errors
                 logger.exception("sequencer failure")
                 for part in parts:
-                    _fail(part.job, e)
+                    part.job.finish(None, e, None)
 
     def _sequence(self, parts: list[_Part]) -> None:
         records = [r for part in parts for r in part.records]
@@ -303,21 +397,27 @@ class Sequencer:
                 self.on_commit(last.tree_size, last.checkpoint)
         except Exception as e:
             logger.error("could not sequence a batch of %d records: %s", len(records), e)
+            wakes: _Wakes = {}
             for part in parts:
                 if part.job.many:
                     unavailable = Rejected(
                         "unavailable", f"not sequenced: {e}; submit again (it is safe)"
                     )
-                    _deliver(part, [unavailable] * len(part.records))
+                    _deliver(part, [unavailable] * len(part.records), wakes)
                 else:
-                    _fail(part.job, e)
+                    part.job.finish(None, e, wakes)
+            for loop, items in wakes.items():
+                _wake(loop, items)
             return
         seconds = time.perf_counter() - start
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
         pos = 0
+        wakes = {}
         for part in parts:
-            _deliver(part, results[pos : pos + len(part.records)])
+            _deliver(part, results[pos : pos + len(part.records)], wakes)
             pos += len(part.records)
+        for loop, items in wakes.items():
+            _wake(loop, items)
         if self.on_batch is not None:
             try:
                 self.on_batch(_report(results, seconds))
@@ -341,20 +441,16 @@ def _report(results: Sequence[Result], seconds: float) -> BatchReport:
     return BatchReport(len(results), appended, duplicates, tuple(codes), size, seconds)
 
 
-def _deliver(part: _Part, results: Sequence[Result]) -> None:
+def _deliver(part: _Part, results: Sequence[Result], wakes: _Wakes) -> None:
     job = part.job
     job.results[part.offset : part.offset + len(results)] = results
     job.remaining -= len(results)
-    if job.remaining == 0 and not job.future.done():
-        job.future.set_result([r for r in job.results if r is not None])
-
-
-def _fail(job: _Job, e: BaseException) -> None:
-    if not job.future.done():
-        job.future.set_exception(e)
+    if job.remaining == 0:
+        job.finish([r for r in job.results if r is not None], None, wakes)
 
 
 __all__ = [
+    "BatchAppender",
     "BatchReport",
     "Overloaded",
     "OverloadedError",

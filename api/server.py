@@ -48,6 +48,7 @@ from pathlib import Path
 
 import uvicorn
 
+from api.appender import ProcessAppender
 from api.sequencer import BatchReport, Sequencer
 from api.settings import Settings
 from api.storage.base import LogHead, StorageError
@@ -162,20 +163,27 @@ class Service:
     head: LogHead
     warnings: list[str] = field(default_factory=list)
     sequencer: Sequencer | None = None
+    appender: ProcessAppender | None = None
 
     def start_sequencer(self, on_batch: Callable[[BatchReport], None] | None = None) -> Sequencer:
         """Start this process's sequencer with the configured batching."""
         if self.sequencer is not None:
             return self.sequencer
         s = self.settings
+        target: ProcessAppender | SqlStorage = self.storage
+        on_commit: Callable[[int, bytes], None] | None = self.published.record
+        if s.sequencer_process:
+            # The child process records the published checkpoint itself (api.appender).
+            self.appender = target = ProcessAppender(s).start()
+            on_commit = None
         self.sequencer = Sequencer(
-            self.storage,
+            target,
             self.note_signer,
             batch_max_records=s.batch_max_records,
             batch_max_ms=s.batch_max_ms,
             queue_size=s.queue_size,
             max_age_s=s.max_age_s,
-            on_commit=self.published.record,
+            on_commit=on_commit,
             on_batch=on_batch,
         ).start()
         return self.sequencer
@@ -185,6 +193,9 @@ class Service:
         if self.sequencer is not None:
             self.sequencer.stop()
             self.sequencer = None
+        if self.appender is not None:
+            self.appender.close()
+            self.appender = None
         self.storage.close()
 
 

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     batch_max_ms: int = Field(
         default=5, ge=0, le=10_000, description="How long a batch waits to fill, at most."
     )
+    sequencer_process: bool = Field(
+        default=True,
+        description=(
+            "Sequence in a child process of each server process (api.appender), so that "
+            "the database work does not contend with the request handling for one GIL."
+        ),
+    )
     queue_size: int = Field(
         default=10_000, ge=1, description="Records waiting to be sequenced before 503."
     )

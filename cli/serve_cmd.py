@@ -47,6 +47,13 @@ OPTIONS: list[tuple[str, str, str, str]] = [
     ("--batch-max-ms", "batch_max_ms", "MS", "How long a batch waits to fill. [5]"),
     ("--queue-size", "queue_size", "N", "Records waiting before 503 overloaded. [10000]"),
     (
+        "--sequencer-process",
+        "sequencer_process",
+        "true|false",
+        "Sequence in a child process of each server process, away from the requests' "
+        "GIL (false: in a thread). [true]",
+    ),
+    (
         "--max-age-s",
         "max_age_s",
         "SECONDS|none",

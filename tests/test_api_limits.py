@@ -76,8 +76,12 @@ class _FullSequencer:
 
     running = True
     queued = 10_000
+    verifies_signatures = False
 
     def submit_async(self, record: SignedRecord) -> Future[object]:
+        raise Overloaded("the sequencing queue is full", retry_after_s=3)
+
+    def submit_on_loop(self, record: SignedRecord) -> Future[object]:
         raise Overloaded("the sequencing queue is full", retry_after_s=3)
 
     def submit_many_async(self, records: list[SignedRecord]) -> Future[object]:

@@ -61,7 +61,13 @@ from api.storage.base import Appended, Rejected
 from ledger.encoding import b64encode
 from ledger.errors import LedgerError
 from ledger.receipt import Receipt
-from ledger.records import MAX_RECORD_SIZE, SignedRecord, parse_record, verify_signatures
+from ledger.records import (
+    MAX_RECORD_SIZE,
+    SignedRecord,
+    check_signers,
+    parse_record,
+    verify_signatures,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
 
@@ -130,7 +136,13 @@ def record_bytes(media: str, charset: str | None, raw: bytes) -> bytes:
 
 
 def check_record(ctx: AppContext, data: bytes) -> SignedRecord:
-    """Parse strictly and verify signatures; raise ProblemError (counted in the metrics)."""
+    """Parse strictly and verify signatures; raise ProblemError (counted in the metrics).
+
+    When the sequencer checks the Ed25519 signatures itself (in its own process, off
+    this one's GIL: ``api.appender``), only the signers are checked here
+    (``check_signers``); a bad signature is then answered by the sequencer, with the
+    same code and status.
+    """
     try:
         if len(data) > MAX_RECORD_SIZE:
             raise ProblemError(
@@ -151,7 +163,11 @@ def check_record(ctx: AppContext, data: bytes) -> SignedRecord:
                     expected=ctx.origin,
                     found=record.body.log,
                 )
-            verify_signatures(record)
+            seq = ctx.sequencer
+            if seq is not None and seq.verifies_signatures:
+                check_signers(record)
+            else:
+                verify_signatures(record)
         except LedgerError as e:
             raise from_ledger_error(e) from None
         except ValueError as e:  # a parser bug must still not answer 500
@@ -257,10 +273,10 @@ async def submit_record(request: Request) -> JSONResponse:
         raise _unsupported(media, "text/plain; charset=utf-8, or application/json")
     data = record_bytes(media, charset, await request.body())
     record = check_record(ctx, data)
-    result = await asyncio.wrap_future(_sequencer(ctx).submit_async(record))
+    result = (await _sequencer(ctx).submit_on_loop(record))[0]
     if isinstance(result, Rejected):
         raise _rejected(result)
-    if result.entry is not None and result.hashes is not None:
+    if result.entry is not None and (result.proof is not None or result.hashes is not None):
         accepted = _accepted(ctx, record, result)  # no I/O: stay on the event loop
     else:
         accepted = await run_in_threadpool(_accepted, ctx, record, result)

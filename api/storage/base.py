@@ -93,11 +93,11 @@ class Appended:
     size ``tree_size``, which includes ``index``): the receipt's checkpoint.
 
     For a record appended by this batch, a storage may also give the ``entry``
-    bytes and ``hashes``, an in-memory ``ledger.merkle.HashReader`` holding the
-    stored hashes the batch computed or read (shared by the batch's results): enough
-    for the inclusion proof of ``index`` in the tree of ``tree_size``, so that the
-    answer needs no further read (:meth:`held_proof`). None when it does not (a
-    duplicate, for one).
+    bytes and either its inclusion ``proof`` in the tree of ``tree_size``, or
+    ``hashes``, an in-memory ``ledger.merkle.HashReader`` holding the stored hashes
+    the batch computed or read (shared by the batch's results), enough for that
+    proof; so that the answer needs no further read (:meth:`held_proof`). None when
+    it does not (a duplicate, for one).
     """
 
     index: int
@@ -107,9 +107,13 @@ class Appended:
     checkpoint: bytes
     entry: bytes | None = field(default=None, compare=False, repr=False)
     hashes: HashReader | None = field(default=None, compare=False, repr=False)
+    proof: tuple[bytes, ...] | None = field(default=None, compare=False, repr=False)
 
     def held_proof(self) -> list[bytes] | None:
-        """The inclusion proof from ``hashes``, or None if they do not hold all it needs."""
+        """The inclusion proof: ``proof`` if computed already, else from ``hashes``;
+        None if they do not hold all it needs."""
+        if self.proof is not None:
+            return list(self.proof)
         if self.hashes is None:
             return None
         try:

@@ -105,7 +105,8 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def _rejected(e: LedgerError) -> Rejected:
+def rejected(e: LedgerError) -> Rejected:
+    """The Rejected result of a core error (its code, message, field, expected, found)."""
     return Rejected(e.code, e.message, e.field, _text(e.expected), _text(e.found))
 
 
@@ -413,7 +414,7 @@ class SqlStorage:
                     )
                     data = Entry(size, prev, now, rec).encode()
                 except (RuleError, FormatError) as e:
-                    outcomes.append(_rejected(e))
+                    outcomes.append(rejected(e))
                     continue
                 leaf = leaf_hash(data)
                 hashes.append(size, leaf)

@@ -1,0 +1,168 @@
+"""Sequencing in a child process (api.appender): same answers as in a thread, and
+a child that dies or is interrupted loses nothing and stops nothing for good."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ORIGIN
+from test_api_support import Api, check_receipt, now_maker, running_api
+
+from api.appender import ProcessAppender
+from api.server import PublishedCheckpoint
+from api.storage.base import Appended, Rejected, StorageUnavailableError
+from ledger.checkpoint import parse_checkpoint_text
+from ledger.note import parse_note
+from ledger.records import RecordSignature, SignedRecord
+
+
+def _forged(record: SignedRecord) -> SignedRecord:
+    """The record with its first signature bit-flipped (its signers stay right)."""
+    sig = record.signatures[0]
+    bad = bytearray(sig.signature)
+    bad[5] ^= 0x10
+    return SignedRecord(
+        record.body, record.body_bytes, (RecordSignature(sig.public_key, bytes(bad)),)
+    )
+
+
+def _scenario(api: Api) -> list[Any]:
+    """Registrations, a statement, endorsements (one forged), in both submission forms."""
+    m = now_maker()
+    seen: list[Any] = []
+    reg_a, reg_b, reg_c = m.register("a"), m.register("b"), m.register("c")
+    for rec in (reg_a, reg_b):
+        doc = api.submit(rec)
+        assert check_receipt(api, doc["receipt"], _entry(doc), doc["index"]) >= doc["index"] + 1
+        seen.append((201, doc["index"]))
+    statement = m.statement("a")
+    doc = api.submit(statement)
+    seen.append((201, doc["index"]))
+    r = api.post("/api/v1/records", content=_forged(reg_c).encode())
+    seen.append((r.status_code, r.json()["code"]))
+    seen.append((200, api.submit(reg_a, 200)["index"]))  # identical: the existing entry
+    sid = statement.record_id
+    batch = api.batch(
+        [m.endorse("a", sid), _forged(m.endorse("b", sid)), m.endorse("a", sid), reg_c],
+        receipts="true",
+    )
+    for item in batch["results"]:
+        seen.append((item["status"], item.get("code"), item.get("index")))
+    endorse_b = m.endorse("b", sid)
+    doc = api.submit(endorse_b)
+    assert check_receipt(api, doc["receipt"], _entry(doc), doc["index"]) == doc["index"] + 1
+    seen.append((201, doc["index"]))
+    seen.append(api.get("/api/v1/log").json()["size"])
+    return seen
+
+
+def _entry(doc: dict[str, Any]) -> bytes:
+    return base64.b64decode(doc["entry"])
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["child-process", "thread"])
+def test_both_sequencers_give_the_same_answers(
+    database_url: str, tmp_path: Path, in_process: bool
+) -> None:
+    with running_api(database_url, tmp_path / "data", sequencer_process=in_process) as api:
+        assert (api.service.appender is not None) is in_process
+        seen = _scenario(api)
+    again = seen[7]
+    assert seen[:7] == [
+        (201, 0),
+        (201, 1),
+        (201, 2),
+        (422, "bad_signature"),  # checked by the child, or by the route
+        (200, 0),
+        (201, None, 3),
+        (422, "bad_signature", None),
+    ]
+    assert again in [(200, None, 3), (409, "already_endorsed", None)]
+    assert seen[8:] == [(201, None, 4), (201, 5), 6]
+
+
+def test_the_child_records_the_published_checkpoint(database_url: str, tmp_path: Path) -> None:
+    with running_api(database_url, tmp_path / "data") as api:
+        assert api.service.appender is not None
+        doc = api.submit(now_maker().register("a"))
+        published = PublishedCheckpoint(api.service.settings.published_checkpoint_path).read()
+        assert published is not None
+        assert published == doc["checkpoint"].encode()
+        cp = parse_checkpoint_text(parse_note(published).text)
+        assert (cp.origin, cp.size) == (ORIGIN, doc["index"] + 1)
+
+
+def _appender(api: Api) -> ProcessAppender:
+    appender = api.service.appender
+    assert appender is not None
+    return appender
+
+
+def test_a_child_that_dies_mid_batch_fails_that_batch_only(
+    database_url: str, tmp_path: Path
+) -> None:
+    with running_api(database_url, tmp_path / "data") as api:
+        m = now_maker()
+        reg_a = m.register("a")
+        first = api.submit(reg_a)
+        appender = _appender(api)
+        conn = appender._ensure()
+        pid = appender._process.pid if appender._process is not None else None
+        conn.send("not a batch")  # the child cannot unpack it and dies
+        with pytest.raises(StorageUnavailableError, match="submit again"):
+            appender.append_batch([m.register("b")], signer=api.service.note_signer, max_age_s=None)
+        # The next batch starts a new child; nothing was lost, nothing doubled.
+        doc = api.submit(m.register("b"))
+        assert doc["index"] == first["index"] + 1
+        assert appender._process is not None and appender._process.pid != pid
+        assert api.submit(reg_a, 200)["index"] == first["index"]
+
+
+def test_a_killed_child_is_replaced(database_url: str, tmp_path: Path) -> None:
+    with running_api(database_url, tmp_path / "data") as api:
+        m = now_maker()
+        api.submit(m.register("a"))
+        process = _appender(api)._process
+        assert process is not None and process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+        doc = api.submit(m.register("b"))
+        assert doc["index"] == 1
+        assert check_receipt(api, doc["receipt"], _entry(doc), 1) == 2
+
+
+def test_the_child_ignores_ctrl_c(database_url: str, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the child must finish the queue with
+    its parent, not die mid-batch."""
+    with running_api(database_url, tmp_path / "data") as api:
+        process = _appender(api)._process
+        assert process is not None and process.pid is not None
+        os.kill(process.pid, signal.SIGINT)
+        doc = api.submit(now_maker().register("a"))
+        assert process.is_alive()
+        assert doc["index"] == 0
+
+
+def test_results_carry_their_proof_not_the_batch_hashes(database_url: str, tmp_path: Path) -> None:
+    with running_api(database_url, tmp_path / "data") as api:
+        m = now_maker()
+        records = [m.register(x) for x in "abcde"]
+        results = _appender(api).append_batch(
+            [*records, records[0]], signer=api.service.note_signer, max_age_s=None
+        )
+        assert [type(r) for r in results] == [Appended] * 6
+        for r in results[:5]:
+            assert isinstance(r, Appended) and r.hashes is None and r.proof is not None
+            assert r.held_proof() == list(r.proof)
+            assert r.entry is not None
+        dup = results[5]
+        assert isinstance(dup, Appended) and dup.existing and dup.index == 0
+        forged = _appender(api).append_batch(
+            [_forged(m.register("f"))], signer=api.service.note_signer, max_age_s=None
+        )
+        assert isinstance(forged[0], Rejected) and forged[0].code == "bad_signature"
