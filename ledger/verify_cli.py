@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument(
-        "--json", action="store_true", help="print a machine-readable report on stdout: one JSON document on one line"
+        "--json",
+        action="store_true",
+        help="print a machine-readable report on stdout: one JSON document on one line",
     )
 
     log = sub.add_parser(

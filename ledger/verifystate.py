@@ -2,30 +2,47 @@
 
 docs/spec.md, "Verification procedure", step 7: store the signed checkpoint (its
 exact bytes) and, to resume, the replayed state and the compact range of the tree.
-The file is JSON (UTF-8), written atomically (a temporary file in the same
-directory, flushed to disk, then renamed over the old one), so that a crash
-leaves either the old state or the new one::
+The file is written atomically (a temporary file in the same directory, flushed to
+disk, then renamed over the old one), so that a crash leaves either the old state
+or the new one. Format ``endorsement-ledger/verifier-state/v2``, byte by byte:
 
-    {
-      "format": "endorsement-ledger/verifier-state/v1",
-      "origin": "ledger.example.org/paris-call",
-      "checkpoint": "<the signed checkpoint, verbatim>",
-      "size": 70000,
-      "root": "<hex>",
-      "tiles": [["<hex>", ...], ...],
-      "replay": {...}
-    }
+1. **Header**: one line of JSON (UTF-8, no newline inside, ending ``\n``; at most
+   :data:`MAX_HEADER` bytes), an object with exactly these members::
 
-``tiles[L]`` holds the hashes of the rightmost, incomplete tile at level ``L``
-(``floor(size / 256**L) mod 256`` hashes): a compact range of the tree at tile
-granularity, from which the root is recomputed on loading (and compared with the
-stored root) and onto which new leaves are appended. ``replay`` is
-:meth:`ledger.state.MemoryState.to_dict`. The state is only as trustworthy as the
-file: keep it where others cannot write.
+       {"format": "endorsement-ledger/verifier-state/v2",
+        "origin": "ledger.example.org/paris-call",
+        "checkpoint": "<the signed checkpoint, verbatim>",
+        "size": 70000,
+        "root": "<64 lowercase hex digits>",
+        "tiles": [["<hex>", ...], ...],
+        "body_length": 1234567}
+
+   ``size`` and ``body_length`` are JSON integers >= 0 (not floats, booleans or
+   strings). ``tiles[L]`` holds the hashes of the rightmost, incomplete tile at
+   level ``L`` (``floor(size / 256**L) mod 256`` hashes, so at most 255): a compact
+   range of the tree at tile granularity, from which the root is recomputed on
+   loading (and compared with the stored root) and onto which new leaves are
+   appended.
+2. **Body**: exactly ``body_length`` bytes, the replayed state
+   (:meth:`ledger.state.MemoryState.to_bytes`, which documents its layout: fixed-
+   width little-endian integers, raw 32-byte ids and keys, the pair table's two
+   uint64 arrays last, copied straight from and into the arrays).
+3. **Trailer**: 32 bytes, the SHA-256 of everything before it (header line and
+   body). The file ends there.
+
+Loading checks the header strictly, that the file is exactly header + body +
+trailer long, and the SHA-256, before decoding the body; then decodes the body
+defensively all the same (the hash proves only that the file is what a writer
+wrote). Any damage is a :class:`StateError` naming the field. A v1 file (one JSON
+document, ``"format": "endorsement-ledger/verifier-state/v1"``, ``replay`` being
+:meth:`~ledger.state.MemoryState.to_dict`) from an older release still loads;
+:func:`save_state` always writes v2. The state is only as trustworthy as the file:
+keep it where others cannot write.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -37,15 +54,23 @@ from typing import Any, BinaryIO
 
 from ledger.encoding import parse_hex32
 from ledger.errors import FormatError
-from ledger.state import MemoryState
+from ledger.state import MemoryState, Reader
 
-FORMAT = "endorsement-ledger/verifier-state/v1"
+FORMAT = "endorsement-ledger/verifier-state/v2"
+FORMAT_V1 = "endorsement-ledger/verifier-state/v1"
+MAX_HEADER = 1 << 20  # bytes: the tiles take at most 8 levels of 255 hashes (~140 kB)
+_DIGEST = 32  # bytes of SHA-256 in the trailer
+_HEADER_KEYS = frozenset(("format", "origin", "checkpoint", "size", "root", "tiles", "body_length"))
 
 
 class StateError(FormatError):
     """The state file cannot be used: not one, damaged, or for another log."""
 
     code = "bad_state"
+
+
+def _damaged(field: str, expected: object, found: object) -> StateError:
+    return StateError("state file is damaged", field=field, expected=expected, found=found)
 
 
 @dataclass(slots=True)
@@ -59,34 +84,140 @@ class VerifierState:
     tiles: list[list[bytes]]
     replay: MemoryState
 
-    def to_doc(self) -> dict[str, Any]:
-        """The state as JSON-ready data."""
-        return {
+    def header(self, body_length: int) -> bytes:
+        """The header line (with its ``\n``) of a v2 file whose body has that length."""
+        doc = {
             "format": FORMAT,
             "origin": self.origin,
             "checkpoint": self.checkpoint.decode("utf-8"),
             "size": self.size,
             "root": self.root.hex(),
             "tiles": [[h.hex() for h in level] for level in self.tiles],
-            "replay": self.replay.to_dict(),
+            "body_length": body_length,
         }
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
-    def to_json(self) -> bytes:
-        return json.dumps(self.to_doc(), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    def write_to(self, f: BinaryIO) -> None:
+        """Write the state file (v2) to ``f``: header, body and trailer, each piece
+        hashed on its way (the body is never joined into one bytes object)."""
+        body = self.replay.body_chunks()
+        header = self.header(sum(c.nbytes for c in body))
+        digest = hashlib.sha256(header)
+        f.write(header)
+        for chunk in body:
+            digest.update(chunk)
+            f.write(chunk)
+        f.write(digest.digest())
+
+    def to_bytes(self) -> bytes:
+        """The state file (v2) as bytes: what :func:`save_state` writes."""
+        out = io.BytesIO()
+        self.write_to(out)
+        return out.getvalue()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> VerifierState:
-        """Parse a state file; raise StateError (field ``state``) if it is not one."""
+    def from_bytes(cls, data: bytes) -> VerifierState:
+        """Parse a state file (v2, or v1 from an older release); raise StateError if it
+        is not one."""
+        return cls.read_from(io.BytesIO(data), len(data))
+
+    @classmethod
+    def read_from(cls, f: Reader, file_size: int) -> VerifierState:
+        """Read a state file of ``file_size`` bytes from ``f``; raise StateError if it
+        is not one (FormatError and OSError are the only other errors)."""
+        line = f.read(MAX_HEADER)
+        end = line.find(b"\n")
+        if end < 0:  # no header line: a v1 file (one large JSON document) or garbage
+            return cls.from_json_v1(line + f.read())
+        doc = _json(line[: end + 1], "header")
+        if isinstance(doc, dict) and doc.get("format") == FORMAT_V1:
+            return cls.from_json_v1(line + f.read())
+        header, body_length = cls._from_header(doc)
+        expected = end + 1 + body_length + _DIGEST
+        if expected != file_size:
+            raise StateError(
+                "state file is damaged: truncated or with extra bytes",
+                field="body_length",
+                expected=expected,
+                found=file_size,
+            )
+        digest = hashlib.sha256(line[: end + 1])
+        # What is already read of the body, then the rest straight from the file.
+        rest = _Chain(line[end + 1 :], f)
         try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise StateError(f"state file is not JSON: {e}", field="state") from None
-        return cls.from_doc(doc)
+            raw = MemoryState.read_raw(rest, body_length, digest.update)
+            trailer = rest.read(_DIGEST)
+        except FormatError as e:
+            raise StateError(f"state file is damaged: {e}", field="body") from None
+        if trailer != digest.digest():
+            raise _damaged("sha256", digest.hexdigest(), trailer.hex())
+        try:
+            header.replay = MemoryState.from_raw(raw)
+        except FormatError as e:
+            raise StateError(f"state file is damaged: {e}", field="body") from None
+        header._check_replay()
+        return header
+
+    @classmethod
+    def _from_header(cls, doc: object) -> tuple[VerifierState, int]:
+        """The state a v2 header describes (its replay still empty), and the body length."""
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise StateError(
+                "not a verifier state file",
+                field="format",
+                expected=FORMAT,
+                found=doc.get("format") if isinstance(doc, dict) else type(doc).__name__,
+            )
+        if doc.keys() != _HEADER_KEYS:
+            raise _damaged("header", sorted(_HEADER_KEYS), sorted(map(str, doc)))
+        for name in ("size", "body_length"):
+            # JSON integers >= 0: int() would take 3.7, true or "12", and overflow on 1e999.
+            if type(doc[name]) is not int or doc[name] < 0:
+                raise _damaged(name, "an integer >= 0", doc[name])
+        for name in ("origin", "checkpoint", "root"):
+            if type(doc[name]) is not str:
+                raise _damaged(name, "a string", doc[name])
+        tiles = doc["tiles"]
+        if type(tiles) is not list or not all(
+            type(level) is list and len(level) < 256 and all(type(h) is str for h in level)
+            for level in tiles
+        ):
+            raise _damaged("tiles", "lists of at most 255 hashes", str(tiles)[:100])
+        try:
+            state = cls(
+                origin=doc["origin"],
+                checkpoint=doc["checkpoint"].encode("utf-8"),
+                size=doc["size"],
+                root=parse_hex32(doc["root"], field="root"),
+                tiles=[[parse_hex32(h, field="tiles") for h in level] for level in tiles],
+                replay=MemoryState(doc["origin"]),
+            )
+        except FormatError as e:
+            raise StateError(f"state file is damaged: {e}", field=e.field or "header") from None
+        except UnicodeEncodeError as e:  # a lone surrogate escaped in the JSON
+            raise StateError(f"state file is damaged: {e}", field="checkpoint") from None
+        return state, doc["body_length"]
+
+    def _check_replay(self) -> None:
+        if self.replay.size != self.size or self.replay.origin != self.origin:
+            raise StateError(
+                "state file is inconsistent: replay and checkpoint differ",
+                field="replay",
+                expected=(self.origin, self.size),
+                found=(self.replay.origin, self.replay.size),
+            )
+
+    # --- v1: one JSON document (older releases) ----------------------------------
+
+    @classmethod
+    def from_json_v1(cls, data: bytes | str) -> VerifierState:
+        """Parse a v1 state file; raise StateError (field ``state``) if it is not one."""
+        return cls.from_doc(_json(data, "state"))
 
     @classmethod
     def from_doc(cls, doc: object) -> VerifierState:
-        """The state of parsed JSON; raise StateError if it is not one."""
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        """The state of a parsed v1 JSON document; raise StateError if it is not one."""
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_V1:
             raise StateError(
                 "not a verifier state file",
                 field="format",
@@ -112,16 +243,49 @@ class VerifierState:
             )
         except FormatError as e:
             raise StateError(f"state file is damaged: {e}", field="state") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise StateError(f"state file is incomplete or damaged: {e!r}", field="state") from None
-        if state.replay.size != state.size or state.replay.origin != state.origin:
-            raise StateError(
-                "state file is inconsistent: replay and checkpoint differ",
-                field="replay",
-                expected=(state.origin, state.size),
-                found=(state.replay.origin, state.replay.size),
-            )
+        state._check_replay()
         return state
+
+
+class _Chain:
+    """Bytes already read, then the rest of a file: a :class:`ledger.state.Reader`."""
+
+    def __init__(self, head: bytes, f: Reader) -> None:
+        self._head = memoryview(head)
+        self._f = f
+
+    def read(self, n: int = -1, /) -> bytes:
+        if not self._head:
+            return self._f.read(n)
+        if n < 0:
+            out = bytes(self._head) + self._f.read()
+        elif n <= len(self._head):
+            out = bytes(self._head[:n])
+        else:
+            out = bytes(self._head) + self._f.read(n - len(self._head))
+        self._head = self._head[len(out) :] if len(out) < len(self._head) else memoryview(b"")
+        return out
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        if not self._head:
+            return self._f.readinto(buffer)
+        n = min(len(self._head), buffer.nbytes)
+        buffer[:n] = self._head[:n]
+        self._head = self._head[n:]
+        return n
+
+
+def _json(data: bytes | str, field: str) -> Any:
+    """Parsed JSON; StateError naming ``field`` if it is not (strict UTF-8)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text)
+    except UnicodeDecodeError as e:
+        raise StateError(f"state file is not UTF-8: {e}", field=field) from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, or too many digits
+        raise StateError(f"state file is not JSON: {e}", field=field) from None
 
 
 def load_state(path: str | os.PathLike[str]) -> VerifierState | None:
@@ -131,19 +295,11 @@ def load_state(path: str | os.PathLike[str]) -> VerifierState | None:
     a state file (StateError).
     """
     try:
-        # Text, not bytes: json reads str, and one copy of a large file is enough.
-        with open(path, encoding="utf-8") as f:
-            data = f.read()
+        f = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return None
-    except UnicodeDecodeError as e:
-        raise StateError(f"state file is not UTF-8: {e}", field="state") from None
-    try:
-        doc = json.loads(data)
-    except json.JSONDecodeError as e:
-        raise StateError(f"state file is not JSON: {e}", field="state") from None
-    del data  # tens of MB at a million entries: free them before building the state
-    return VerifierState.from_doc(doc)
+    with f:
+        return VerifierState.read_from(f, os.fstat(f.fileno()).st_size)
 
 
 def write_atomically(
@@ -176,19 +332,16 @@ def write_atomically(
 
 
 def save_state(path: str | os.PathLike[str], state: VerifierState) -> None:
-    """Write ``state`` to ``path`` atomically."""
-    doc = state.to_doc()
-
-    def write(f: BinaryIO) -> None:
-        # json.dumps is C, json.dump pure Python (five times slower here); the text is
-        # encoded in chunks on the way to the file, never held as bytes whole.
-        text = io.TextIOWrapper(f, encoding="utf-8")
-        text.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
-        text.write("\n")
-        text.flush()
-        text.detach()
-
-    write_atomically(path, write)
+    """Write ``state`` to ``path`` atomically (format v2)."""
+    write_atomically(path, state.write_to)
 
 
-__all__ = ["FORMAT", "StateError", "VerifierState", "load_state", "save_state", "write_atomically"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_V1",
+    "StateError",
+    "VerifierState",
+    "load_state",
+    "save_state",
+    "write_atomically",
+]

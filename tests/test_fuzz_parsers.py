@@ -20,12 +20,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -47,9 +49,10 @@ from ledger.policy import parse_policy
 from ledger.receipt import Receipt, parse_receipt, verify_receipt
 from ledger.records import parse_body, parse_record, verify_signatures
 from ledger.source import DirectorySource
+from ledger.state import MemoryState
 from ledger.tiles import decode_bundle, parse_tile_path
 from ledger.verify import Trust, verify_log
-from ledger.verifystate import VerifierState
+from ledger.verifystate import FORMAT_V1, VerifierState
 
 EXAMPLES = 8 * int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "25"))
 VECTORS = Path(__file__).parent / "vectors"
@@ -139,7 +142,7 @@ def _log_in(tmp: Path) -> Log:
             for p in sorted((directory / "tile" / "entries").rglob("*"))
             if p.is_file()
         ],
-        state=result.state.to_json(),
+        state=result.state.to_bytes(),
         evidence=evidence,
     )
 
@@ -387,17 +390,42 @@ def test_proof_checks(index: int, size: int, hashes: list[bytes], root: bytes) -
 # --- the verifier's state file -----------------------------------------------------
 
 
+def _header_and_body(data: bytes) -> tuple[dict[str, object], bytes]:
+    """A v2 state file's header, parsed, and its body."""
+    end = data.index(b"\n") + 1
+    return json.loads(data[:end]), data[end:-32]
+
+
+def _sealed(header: object, body: bytes) -> bytes:
+    """A v2 state file of that header and body, with the right SHA-256: what a
+    damaged writer (rather than damaged storage) would leave."""
+    line = json.dumps(header).encode() + b"\n"
+    return line + body + hashlib.sha256(line + body).digest()
+
+
+def _v1(data: bytes) -> str:
+    """The v1 (JSON) state file of an older release holding the same state."""
+    state = VerifierState.from_bytes(data)
+    header, _ = _header_and_body(data)
+    del header["body_length"]
+    doc = {**header, "format": FORMAT_V1, "replay": state.replay.to_dict()}
+    return json.dumps(doc)
+
+
 @FUZZ
-@given(raw=inputs([LOG.state]))
+@given(raw=inputs([LOG.state, _v1(LOG.state).encode()]))
 def test_state_file(raw: bytes) -> None:
-    only_ledger_errors(lambda: VerifierState.from_json(raw))
+    only_ledger_errors(lambda: VerifierState.from_bytes(raw))
 
 
 @FUZZ
 @given(data=st.data())
 def test_state_file_fields(data: st.DataObject) -> None:
-    """A state file whose fields hold other JSON values is refused cleanly."""
-    doc = json.loads(LOG.state)
+    """A state file whose fields hold other JSON values is refused cleanly: the
+    header of a v2 file (resealed, so that its hash is right) or any member of a v1 one."""
+    header, body = _header_and_body(LOG.state)
+    v1 = data.draw(st.booleans())
+    doc: Any = json.loads(_v1(LOG.state)) if v1 else header
     value = data.draw(
         st.none()
         | st.booleans()
@@ -412,7 +440,19 @@ def test_state_file_fields(data: st.DataObject) -> None:
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    only_ledger_errors(lambda: VerifierState.from_json(json.dumps(doc)))
+    raw = json.dumps(doc).encode() if v1 else _sealed(doc, body)
+    only_ledger_errors(lambda: VerifierState.from_bytes(raw))
+
+
+@FUZZ
+@given(body=mutated(Seeds([_header_and_body(LOG.state)[1]])), fit=st.booleans())
+def test_state_file_body(body: bytes, fit: bool) -> None:
+    """A body damaged before it was hashed (the hash is right) is still refused cleanly."""
+    header, _ = _header_and_body(LOG.state)
+    if fit:
+        header["body_length"] = len(body)
+    only_ledger_errors(lambda: VerifierState.from_bytes(_sealed(header, body)))
+    only_ledger_errors(lambda: MemoryState.from_bytes(body))
 
 
 def _paths(doc: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -431,7 +471,11 @@ def _paths(doc: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, .
 
 @pytest.mark.parametrize("size", [float("inf"), 3.7, True, "12", -1, None])
 def test_state_file_size_must_be_a_json_integer(size: object) -> None:
-    doc = json.loads(LOG.state)
+    header, body = _header_and_body(LOG.state)
+    header["size"] = size
+    with pytest.raises(LedgerError, match="state file is damaged"):
+        VerifierState.from_bytes(_sealed(header, body))
+    doc = json.loads(_v1(LOG.state))
     doc["size"] = size
     with pytest.raises(LedgerError, match="state file is damaged"):
-        VerifierState.from_json(json.dumps(doc))
+        VerifierState.from_bytes(json.dumps(doc).encode())

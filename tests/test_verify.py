@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import http.server
 import io
 import json
@@ -16,6 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from logfactory import (
@@ -641,18 +643,30 @@ def test_state_file_errors(tmp_path: Path, run: Run) -> None:
     # a state whose tree or checkpoint was tampered with is refused, not trusted
     state.unlink()
     assert run("log", log, "--log-key", f.log_key.vkey, "--state", state)[0] == 0
-    good = json.loads(state.read_text())
-    doc = json.loads(state.read_text())
-    doc["tiles"][0][0] = "00" * 32
-    state.write_text(json.dumps(doc))
+    good = state.read_bytes()
+    _reseal(state, good, lambda doc: doc["tiles"][0].__setitem__(0, "00" * 32))
     code, _, err = run("log", log, "--log-key", f.log_key.vkey, "--state", state)
     assert code == 2
     assert "its tree does not give its root" in err
-    doc = dict(good, checkpoint=good["checkpoint"].replace("\n10\n", "\n11\n"))
-    state.write_text(json.dumps(doc))
+
+    def forge(doc: dict[str, Any]) -> None:
+        doc["checkpoint"] = doc["checkpoint"].replace("\n10\n", "\n11\n")
+
+    _reseal(state, good, forge)
     code, _, err = run("log", log, "--log-key", f.log_key.vkey, "--state", state)
     assert code == 2
     assert "checkpoint does not verify" in err
+
+
+def _reseal(path: Path, data: bytes, change: Callable[[dict[str, Any]], None]) -> None:
+    """Write the state file ``data`` with its JSON header changed and its SHA-256
+    trailer recomputed: damage that only the checks of the content can catch."""
+    line, _, rest = data.partition(b"\n")
+    doc = json.loads(line)
+    change(doc)
+    head = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    body = rest[:-32]
+    path.write_bytes(head + body + hashlib.sha256(head + body).digest())
 
 
 # --- receipts ---------------------------------------------------------------------------
