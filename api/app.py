@@ -253,6 +253,9 @@ def build_app(
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ledger = ctx
     install_handlers(app)

@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: str = "info"
+    opentelemetry: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's native OpenTelemetry (traces, metrics and logs to the global "
+            "providers). Off by default: /metrics is the service's own, and the check "
+            "costs every request a few lookups of the environment."
+        ),
+    )
 
     # --- checks ------------------------------------------------------------------
 

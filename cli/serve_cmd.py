@@ -90,6 +90,12 @@ OPTIONS: list[tuple[str, str, str, str]] = [
         "How long SQLite waits for a lock. [30000]",
     ),
     ("--log-level", "log_level", "LEVEL", "critical, error, warning, info or debug. [info]"),
+    (
+        "--opentelemetry",
+        "opentelemetry",
+        "true|false",
+        "FastAPI's native OpenTelemetry, to the global providers. [false]",
+    ),
 ]
 
 SERVE_HELP = """Run the log service (HTTP API and tlog-tiles).
