@@ -47,7 +47,7 @@ from ledger.fork import check_evidence, evidence_bytes, fork_evidence
 from ledger.note import check_key_name, open_note, parse_note, parse_vkey, split_cosignature
 from ledger.policy import parse_policy
 from ledger.receipt import Receipt, parse_receipt, verify_receipt
-from ledger.records import parse_body, parse_record, verify_signatures
+from ledger.records import encode_body, parse_body, parse_record, verify_signatures
 from ledger.source import DirectorySource
 from ledger.state import MemoryState
 from ledger.tiles import decode_bundle, parse_tile_path
@@ -231,8 +231,11 @@ def test_records(data: bytes, draft: bool) -> None:
         assert record.encode() == data  # strict parsers round-trip exactly
         verify_signatures(record)
 
+    def body() -> None:
+        assert encode_body(parse_body(data)) == data  # bodies round-trip exactly too
+
     only_ledger_errors(run)
-    only_ledger_errors(lambda: parse_body(data))
+    only_ledger_errors(body)
 
 
 @FUZZ
