@@ -165,6 +165,7 @@ class _Part:
     offset: int
     records: Sequence[SignedRecord]
     queued_at: float  # time.monotonic() when it was queued
+    verified: bool = False  # the submitter checked the records' signatures
 
 
 class Sequencer:
@@ -182,7 +183,7 @@ class Sequencer:
         storage: BatchAppender,
         signer: CheckpointSigner,
         *,
-        batch_max_records: int = 256,
+        batch_max_records: int = 1000,
         batch_max_ms: int = 5,
         queue_size: int = 10_000,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
@@ -293,19 +294,23 @@ class Sequencer:
         """Queue one record and wait for its answer (raises StorageError on failure)."""
         return self.submit_async(record).result(timeout)
 
-    def submit_many_async(self, records: Sequence[SignedRecord]) -> Future[list[Result]]:
+    def submit_many_async(
+        self, records: Sequence[SignedRecord], *, verified: bool = False
+    ) -> Future[list[Result]]:
         """Queue a bulk import, in order; one result per record (see the module docstring).
 
         All the records are queued together or not at all (Overloaded); at most
         ``queue_size`` records per call. They are sequenced in order, in one or more
-        batches.
+        batches. ``verified``: the caller checked every record's signatures
+        (``ledger.records.verify_signatures``), so a storage that checks them itself
+        (:attr:`verifies_signatures`) may skip them.
         """
         if len(records) > self.queue_size:
             raise Overloaded(
                 f"{len(records)} records is more than the queue holds ({self.queue_size})",
                 retry_after_s=1,
             )
-        future = self._enqueue(records, many=True).future
+        future = self._enqueue(records, many=True, verified=verified).future
         assert future is not None
         return future
 
@@ -320,6 +325,7 @@ class Sequencer:
         *,
         many: bool,
         loop: asyncio.AbstractEventLoop | None = None,
+        verified: bool = False,
     ) -> _Job:
         job = _Job(len(records), many, loop)
         if not records:
@@ -336,7 +342,7 @@ class Sequencer:
                     retry_after_s=self._retry_after(),
                 )
             for i in range(0, len(records), step):
-                self._parts.append(_Part(job, i, records[i : i + step], now))
+                self._parts.append(_Part(job, i, records[i : i + step], now, verified))
             self._queued += len(records)
             self._cond.notify_all()
         return job
@@ -386,9 +392,17 @@ class Sequencer:
         records = [r for part in parts for r in part.records]
         start = time.perf_counter()
         try:
-            results = self.storage.append_batch(
-                records, signer=self.signer, max_age_s=self.max_age_s
-            )
+            append_checked = getattr(self.storage, "append_checked", None)
+            if append_checked is not None and any(part.verified for part in parts):
+                # Those checked by their submitter need no second check (api.appender).
+                verified = [part.verified for part in parts for _ in part.records]
+                results = append_checked(
+                    records, verified, signer=self.signer, max_age_s=self.max_age_s
+                )
+            else:
+                results = self.storage.append_batch(
+                    records, signer=self.signer, max_age_s=self.max_age_s
+                )
             if len(results) != len(records):  # pragma: no cover - storage contract
                 raise StorageError("the storage answered the wrong number of results")
             appended = [r for r in results if isinstance(r, Appended)]

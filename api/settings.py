@@ -76,7 +76,13 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
 
     # Sequencing (api.sequencer).
-    batch_max_records: int = Field(default=256, ge=1, le=10_000)
+    batch_max_records: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Most records per batch (one transaction): a bulk request of up to "
+        "max_batch_records is one commit.",
+    )
     batch_max_ms: int = Field(
         default=5, ge=0, le=10_000, description="How long a batch waits to fill, at most."
     )

@@ -43,7 +43,12 @@ OPTIONS: list[tuple[str, str, str, str]] = [
     ("--host", "host", "HOST", "Address to listen on. [127.0.0.1]"),
     ("--port", "port", "PORT", "Port to listen on. [8000]"),
     ("--workers", "workers", "N", "Worker processes. [1]"),
-    ("--batch-max-records", "batch_max_records", "N", "Records sequenced per batch. [256]"),
+    (
+        "--batch-max-records",
+        "batch_max_records",
+        "N",
+        "Most records sequenced per batch (one commit). [1000]",
+    ),
     ("--batch-max-ms", "batch_max_ms", "MS", "How long a batch waits to fill. [5]"),
     ("--queue-size", "queue_size", "N", "Records waiting before 503 overloaded. [10000]"),
     (

@@ -84,7 +84,9 @@ class _FullSequencer:
     def submit_on_loop(self, record: SignedRecord) -> Future[object]:
         raise Overloaded("the sequencing queue is full", retry_after_s=3)
 
-    def submit_many_async(self, records: list[SignedRecord]) -> Future[object]:
+    def submit_many_async(
+        self, records: list[SignedRecord], *, verified: bool = False
+    ) -> Future[object]:
         raise Overloaded("the sequencing queue is full", retry_after_s=3)
 
 

@@ -135,13 +135,13 @@ def record_bytes(media: str, charset: str | None, raw: bytes) -> bytes:
     raise _unsupported(media, "text/plain; charset=utf-8, or application/json")
 
 
-def check_record(ctx: AppContext, data: bytes) -> SignedRecord:
+def check_record(ctx: AppContext, data: bytes, *, verify: bool = False) -> SignedRecord:
     """Parse strictly and verify signatures; raise ProblemError (counted in the metrics).
 
     When the sequencer checks the Ed25519 signatures itself (in its own process, off
     this one's GIL: ``api.appender``), only the signers are checked here
-    (``check_signers``); a bad signature is then answered by the sequencer, with the
-    same code and status.
+    (``check_signers``), unless ``verify``; a bad signature is then answered by the
+    sequencer, with the same code and status.
     """
     try:
         if len(data) > MAX_RECORD_SIZE:
@@ -164,7 +164,7 @@ def check_record(ctx: AppContext, data: bytes) -> SignedRecord:
                     found=record.body.log,
                 )
             seq = ctx.sequencer
-            if seq is not None and seq.verifies_signatures:
+            if not verify and seq is not None and seq.verifies_signatures:
                 check_signers(record)
             else:
                 verify_signatures(record)
@@ -323,7 +323,9 @@ def _check_batch(
                 raise ProblemError(
                     "invalid_request", "Each record must be a JSON string.", status=422
                 )
-            valid.append((i, check_record(ctx, _utf8(text, "The record"))))
+            # Checked here, always: while the sequencer appends one batch, this
+            # checks the next (api.appender.ProcessAppender.append_checked).
+            valid.append((i, check_record(ctx, _utf8(text, "The record"), verify=True)))
         except ProblemError as p:
             items[i] = BatchItem(status=p.status, code=p.code, detail=p.detail)
     return items, valid
@@ -357,7 +359,7 @@ async def submit_batch(
     tree_size = -1
     if valid:
         results = await asyncio.wrap_future(
-            _sequencer(ctx).submit_many_async([r for _, r in valid])
+            _sequencer(ctx).submit_many_async([r for _, r in valid], verified=True)
         )
         appended: list[tuple[int, Appended]] = []
         for (i, record), result in zip(valid, results, strict=True):
