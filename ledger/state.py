@@ -224,6 +224,18 @@ class PairTable:
         return table
 
 
+def _pair_table(keys: array.array[int], values: array.array[int]) -> PairTable:
+    """The pair table of two saved little-endian arrays (swapped in place on big-endian
+    hosts); raise FormatError unless the keys are strictly increasing."""
+    if sys.byteorder != "little":  # pragma: no cover - the file is little-endian
+        keys.byteswap()
+        values.byteswap()
+    try:
+        return PairTable.from_arrays(keys, values)
+    except ValueError as e:
+        raise FormatError(f"pairs are damaged: {e}", field="pair_keys") from None
+
+
 class MemoryState:
     """An in-memory replay of a log: a StateView plus the effects applied to it."""
 
@@ -474,15 +486,9 @@ class MemoryState:
             raise
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise FormatError(f"not a saved replay state: {e!r}", field="state") from None
-        if sys.byteorder != "little":  # pragma: no cover
-            keys_arr.byteswap()
-            values_arr.byteswap()
         if len(keys_arr) != len(values_arr):
             raise FormatError("pair arrays differ in length", field="pair_values")
-        try:
-            st._pairs = PairTable.from_arrays(keys_arr, values_arr)
-        except ValueError as e:
-            raise FormatError(f"pairs are damaged: {e}", field="pair_keys") from None
+        st._pairs = _pair_table(keys_arr, values_arr)
         return st
 
     # --- saving and restoring, binary ------------------------------------------------
@@ -744,15 +750,9 @@ class MemoryState:
             raise FormatError("an id is saved twice", field="ids")
         if pos != len(records):  # pragma: no cover - read_raw checked the counts
             raise FormatError("saved state has extra bytes", field="state")
-        if sys.byteorder != "little":  # pragma: no cover
-            pair_keys.byteswap()
-            pair_values.byteswap()
-        if pair_keys and pair_keys[-1] >> 32 >= i:
+        st._pairs = _pair_table(pair_keys, pair_values)
+        if len(st._pairs) and pair_keys[-1] >> 32 >= i:
             raise FormatError("a pair names an unknown statement", field="pair_keys")
-        try:
-            st._pairs = PairTable.from_arrays(pair_keys, pair_values)
-        except ValueError as e:
-            raise FormatError(f"pairs are damaged: {e}", field="pair_keys") from None
         return st
 
     # --- reading -------------------------------------------------------------------

@@ -69,6 +69,18 @@ class StateError(FormatError):
     code = "bad_state"
 
 
+def _of_format(doc: object, wanted: str) -> dict[str, Any]:
+    """``doc`` if it is a JSON object of format ``wanted``; else StateError."""
+    if not isinstance(doc, dict) or doc.get("format") != wanted:
+        raise StateError(
+            "not a verifier state file",
+            field="format",
+            expected=FORMAT,
+            found=doc.get("format") if isinstance(doc, dict) else type(doc).__name__,
+        )
+    return doc
+
+
 def _damaged(field: str, expected: object, found: object) -> StateError:
     return StateError("state file is damaged", field=field, expected=expected, found=found)
 
@@ -161,13 +173,7 @@ class VerifierState:
     @classmethod
     def _from_header(cls, doc: object) -> tuple[VerifierState, int]:
         """The state a v2 header describes (its replay still empty), and the body length."""
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise StateError(
-                "not a verifier state file",
-                field="format",
-                expected=FORMAT,
-                found=doc.get("format") if isinstance(doc, dict) else type(doc).__name__,
-            )
+        doc = _of_format(doc, FORMAT)
         if doc.keys() != _HEADER_KEYS:
             raise _damaged("header", sorted(_HEADER_KEYS), sorted(map(str, doc)))
         for name in ("size", "body_length"):
@@ -217,13 +223,7 @@ class VerifierState:
     @classmethod
     def from_doc(cls, doc: object) -> VerifierState:
         """The state of a parsed v1 JSON document; raise StateError if it is not one."""
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT_V1:
-            raise StateError(
-                "not a verifier state file",
-                field="format",
-                expected=FORMAT,
-                found=doc.get("format") if isinstance(doc, dict) else type(doc).__name__,
-            )
+        doc = _of_format(doc, FORMAT_V1)
         size = doc.get("size")
         # JSON numbers are strictly non-negative integers here: int() would take 3.7,
         # true or "12", and overflow on 1e999.
