@@ -102,21 +102,21 @@ def _append(
     append the valid ones in order, then call ``on_commit`` with the new checkpoint,
     before anyone is answered."""
     results: list[Appended | Rejected | None] = [None] * len(texts)
-    valid: list[int] = []
-    records = [parse_record(t) for t in texts]
-    for i, record in enumerate(records):
-        try:
+    valid: list[tuple[int, SignedRecord]] = []
+    for i, text in enumerate(texts):
+        try:  # a record that fails is refused alone, never its whole batch
+            record = parse_record(text)
             if not verified[i]:
                 verify_signatures(record)
         except LedgerError as e:
             results[i] = rejected(e)
         else:
-            valid.append(i)
+            valid.append((i, record))
     if valid:
         appended = storage.append_batch(
-            [records[i] for i in valid], signer=signer, max_age_s=max_age_s
+            [record for _, record in valid], signer=signer, max_age_s=max_age_s
         )
-        for i, result in zip(valid, appended, strict=True):
+        for (i, _), result in zip(valid, appended, strict=True):
             results[i] = _portable(result)
         new = next((r for r in appended if isinstance(r, Appended)), None)
         if new is not None:

@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from api.storage.base import Appended, CheckpointSigner, Rejected, StorageError
 from ledger.records import SignedRecord
@@ -57,6 +57,24 @@ class BatchAppender(Protocol):
     def append_batch(
         self,
         records: Sequence[SignedRecord],
+        *,
+        signer: CheckpointSigner,
+        max_age_s: int | None = DEFAULT_MAX_AGE_S,
+    ) -> list[Appended | Rejected]: ...
+
+
+@runtime_checkable
+class CheckingAppender(BatchAppender, Protocol):
+    """A :class:`BatchAppender` that checks each record's Ed25519 signatures itself
+    before appending (:class:`api.appender.ProcessAppender`), except those the
+    submitter marked verified: then single submitters need not check them."""
+
+    verifies_signatures: bool
+
+    def append_checked(
+        self,
+        records: Sequence[SignedRecord],
+        verified: Sequence[bool],
         *,
         signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
@@ -250,7 +268,7 @@ class Sequencer:
     def verifies_signatures(self) -> bool:
         """True when the storage checks each record's Ed25519 signatures itself, before
         appending (``api.appender.ProcessAppender``): then submitters need not."""
-        return bool(getattr(self.storage, "verifies_signatures", False))
+        return isinstance(self.storage, CheckingAppender) and self.storage.verifies_signatures
 
     @property
     def queued(self) -> int:
@@ -392,11 +410,11 @@ class Sequencer:
         records = [r for part in parts for r in part.records]
         start = time.perf_counter()
         try:
-            append_checked = getattr(self.storage, "append_checked", None)
-            if append_checked is not None and any(part.verified for part in parts):
-                # Those checked by their submitter need no second check (api.appender).
+            storage = self.storage
+            if isinstance(storage, CheckingAppender) and any(p.verified for p in parts):
+                # Those checked by their submitter need no second check.
                 verified = [part.verified for part in parts for _ in part.records]
-                results = append_checked(
+                results = storage.append_checked(
                     records, verified, signer=self.signer, max_age_s=self.max_age_s
                 )
             else:
@@ -466,6 +484,7 @@ def _deliver(part: _Part, results: Sequence[Result], wakes: _Wakes) -> None:
 __all__ = [
     "BatchAppender",
     "BatchReport",
+    "CheckingAppender",
     "Overloaded",
     "OverloadedError",
     "Result",

@@ -13,7 +13,7 @@ import pytest
 from conftest import ORIGIN
 from test_api_support import Api, check_receipt, now_maker, running_api
 
-from api.appender import ProcessAppender
+from api.appender import ProcessAppender, _append
 from api.server import PublishedCheckpoint
 from api.storage.base import Appended, Rejected, StorageUnavailableError
 from ledger.checkpoint import parse_checkpoint_text
@@ -166,3 +166,23 @@ def test_results_carry_their_proof_not_the_batch_hashes(database_url: str, tmp_p
             [_forged(m.register("f"))], signer=api.service.note_signer, max_age_s=None
         )
         assert isinstance(forged[0], Rejected) and forged[0].code == "bad_signature"
+
+
+def test_a_record_the_child_cannot_parse_is_refused_alone(
+    database_url: str, tmp_path: Path
+) -> None:
+    with running_api(database_url, tmp_path / "data") as api:
+        good = now_maker().register("a")
+        published: list[int] = []
+        results = _append(
+            api.service.storage,
+            api.service.note_signer,
+            texts=[b"not a record\n", good.encode()],
+            verified=[False, False],
+            max_age_s=None,
+            on_commit=lambda size, _cp: published.append(size),
+        )
+        bad, ok = results
+        assert isinstance(bad, Rejected) and bad.code == "malformed"
+        assert isinstance(ok, Appended) and ok.index == 0 and ok.proof is not None
+        assert published == [1]
