@@ -243,12 +243,18 @@ def test_each_key_goes_to_one_worker() -> None:
     assert min(counts) > len(set(keys)) // 4
 
 
-def test_memory_state_round_trip() -> None:
+def _replayed(n: int) -> tuple[LogFactory, MemoryState]:
+    """A generated log of ``n`` entries and its replayed state."""
     f = LogFactory()
-    f.grow(1000)
+    f.grow(n)
     st = MemoryState(ORIGIN, max_age_s=None)
     for data in f.entries:
         st.append(parse_entry(data), merkle.leaf_hash(data))
+    return f, st
+
+
+def test_memory_state_round_trip() -> None:
+    f, st = _replayed(1000)
     copy = MemoryState.from_dict(json.loads(json.dumps(st.to_dict())))
     assert copy.summary() == st.summary()
     assert copy.to_dict() == st.to_dict()
@@ -282,11 +288,7 @@ def test_pair_table_is_a_map(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_memory_state_bytes_round_trip() -> None:
     """Rotated and revoked keys, inactive signatories, withdrawn pairs survive bytes."""
-    f = LogFactory()
-    f.grow(1000)
-    st = MemoryState(ORIGIN, max_age_s=None)
-    for data in f.entries:
-        st.append(parse_entry(data), merkle.leaf_hash(data))
+    f, st = _replayed(1000)
     d = st.to_dict()
     assert d["revoked_keys"] and any(len(s[6]) > 1 for s in d["signatories"])
     assert any(not s.active for s in st.signatories.values())
