@@ -20,6 +20,8 @@ re-encode to the input bytes.
 
 from __future__ import annotations
 
+import binascii
+import re
 from dataclasses import dataclass
 
 from ledger.encoding import parse_hex32, parse_uint
@@ -30,6 +32,7 @@ from ledger.records import (
     MAX_RECORD_SIZE,
     VERSION,
     SignedRecord,
+    parse_complete_record_fast,
     parse_record,
 )
 
@@ -93,8 +96,29 @@ def _check_size(n: int) -> None:
         )
 
 
+# The fast path (see ledger.records): a canonical header; the rest is a record for
+# parse_complete_record_fast. Anything it does not take goes to the strict parser.
+_HEADER = re.compile(
+    re.escape(f"{ENTRY_HEADER}\n".encode())
+    + rb"index (0|[1-9][0-9]{0,18})\nprev ([0-9a-f]{64})\ntime (0|[1-9][0-9]{0,18})\n\n"
+)
+
+
 def parse_entry(data: bytes) -> Entry:
     """Parse one entry; the record inside must be complete (not a draft)."""
+    if type(data) is bytes and len(data) <= MAX_ENTRY_SIZE:
+        m = _HEADER.match(data)
+        if m is not None:
+            index, prev, time_ms = int(m[1]), binascii.a2b_hex(m[2]), int(m[3])
+            if index <= MAX_UINT63 and time_ms <= MAX_UINT63 and (index or prev == ZERO_HASH):
+                record = parse_complete_record_fast(data[m.end() :])
+                if record is not None:
+                    return Entry(index, prev, time_ms, record)
+    return parse_entry_strict(data)
+
+
+def parse_entry_strict(data: bytes) -> Entry:
+    """:func:`parse_entry` without its fast path: every entry, every error."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FormatError("entry must be bytes", field="entry")
     data = bytes(data)
@@ -153,4 +177,5 @@ __all__ = [
     "Entry",
     "entry_leaf_hash",
     "parse_entry",
+    "parse_entry_strict",
 ]

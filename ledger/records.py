@@ -35,6 +35,7 @@ no log state; the rules that need the log's state live in :mod:`ledger.rules`.
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import enum
 import hashlib
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
 from ledger import ed25519
-from ledger.encoding import b64decode_strict, b64encode, parse_hex32, parse_uint
+from ledger.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_hex32, parse_uint
 from ledger.errors import FormatError, SignatureError, TooLargeError
 
 #: The format version every record header (and entry header) starts with.
@@ -301,6 +302,29 @@ def _text(max_bytes: int) -> Callable[[str, str], str]:
     return lambda s, field: _check_text(s, field=field, max_bytes=max_bytes)
 
 
+# Patterns of the fast path (see "the fast path" below): each matches only
+# printable-ASCII spellings that the field's strict parser accepts, or a superset that
+# the field's ``fast`` converter then checks with that parser.
+_P_UINT = rb"0|[1-9][0-9]{0,18}"  # 19 digits at most; the value is checked against 2**63-1
+_P_HEX32 = rb"[0-9a-f]{64}"
+# Canonical padded base64 of 32 bytes: the 43rd character carries 4 data bits and two
+# zero bits; of 64 bytes: the 86th carries 2 data bits and four zero bits.
+_P_KEY = rb"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]="
+_P_SIG = rb"[A-Za-z0-9+/]{85}[AQgw]=="
+_P_TEXT = rb"[\x20-\x7e]+"  # then the strict text check (length, outer spaces)
+
+
+def _fast_uint(v: bytes, f: str) -> int:
+    n = int(v)
+    if n > MAX_UINT63:
+        raise FormatError("number too large", field=f)
+    return n
+
+
+def _fast_ascii(v: bytes, f: str) -> str:
+    return v.decode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class _Field:
     key: str  # the key as written in the record
@@ -309,39 +333,65 @@ class _Field:
     format: Callable[[Any], str]
     optional: bool = False
     repeated: bool = False  # 1..MAX_AUTHORS distinct lines (only ``author``)
+    pattern: bytes = _P_TEXT  # fast path: what a value may look like (printable ASCII)
+    fast: Callable[[bytes, str], Any] | None = None  # fast path: a matched value's parse
 
 
 def _f(key: str, parse: Callable[[str, str], Any], fmt: Callable[[Any], str], **kw: Any) -> _Field:
     return _Field(key, kw.pop("attr", key), parse, fmt, **kw)
 
 
+def _hex32_field(key: str, **kw: Any) -> _Field:
+    return _f(
+        key,
+        lambda s, f: parse_hex32(s, field=f),
+        _format_hex,
+        pattern=_P_HEX32,
+        fast=lambda v, f: binascii.a2b_hex(v),
+        **kw,
+    )
+
+
+def _key_field(key: str) -> _Field:
+    return _f(
+        key, _parse_key, _format_key, pattern=_P_KEY, fast=lambda v, f: binascii.a2b_base64(v)
+    )
+
+
 _COMMON = (
-    _f("log", _parse_log, _format_str),
-    _f("signed_at", lambda s, f: parse_uint(s, field=f), _format_uint),
+    _f("log", _parse_log, _format_str, pattern=_LOG.pattern.encode(), fast=_fast_ascii),
+    _f(
+        "signed_at",
+        lambda s, f: parse_uint(s, field=f),
+        _format_uint,
+        pattern=_P_UINT,
+        fast=_fast_uint,
+    ),
 )
-_SIGNATORY = _f("signatory", lambda s, f: parse_hex32(s, field=f), _format_hex)
-_STATEMENT_ID = _f("statement", lambda s, f: parse_hex32(s, field=f), _format_hex)
+_SIGNATORY = _hex32_field("signatory")
+_STATEMENT_ID = _hex32_field("statement")
+_KINDS = {k.value: k for k in Kind}
 
 _FIELDS: dict[str, tuple[_Field, ...]] = {
     "register": (
         *_COMMON,
-        _f("key", _parse_key, _format_key),
+        _key_field("key"),
         _f("name", _text(MAX_NAME), _format_str),
-        _f("kind", _parse_kind, _format_str),
-        _f("country", _parse_country, _format_str, optional=True),
+        _f(
+            "kind",
+            _parse_kind,
+            _format_str,
+            pattern=b"|".join(k.encode() for k in _KINDS),
+            fast=lambda v, f: _KINDS[v.decode("ascii")],
+        ),
+        _f("country", _parse_country, _format_str, optional=True, pattern=rb"[A-Z]{2}"),
         _f("domain", _parse_domain, _format_str, optional=True),
     ),
     "statement": (
         *_COMMON,
         _f("title", _text(MAX_TITLE), _format_str),
-        _f(
-            "author",
-            lambda s, f: parse_hex32(s, field=f),
-            _format_hex,
-            attr="authors",
-            repeated=True,
-        ),
-        _f("text", _parse_statement_text, _format_statement_text),
+        _hex32_field("author", attr="authors", repeated=True),
+        _f("text", _parse_statement_text, _format_statement_text, pattern=rb"[A-Za-z0-9+/=]+"),
     ),
     "endorse": (
         *_COMMON,
@@ -350,11 +400,11 @@ _FIELDS: dict[str, tuple[_Field, ...]] = {
         _f("comment", _text(MAX_COMMENT), _format_str, optional=True),
     ),
     "withdraw": (*_COMMON, _SIGNATORY, _STATEMENT_ID),
-    "rotate": (*_COMMON, _SIGNATORY, _f("new_key", _parse_key, _format_key)),
+    "rotate": (*_COMMON, _SIGNATORY, _key_field("new_key")),
     "revoke": (
         *_COMMON,
         _SIGNATORY,
-        _f("key", _parse_key, _format_key),
+        _key_field("key"),
         _f("reason", _text(MAX_REASON), _format_str, optional=True),
     ),
 }
@@ -601,6 +651,15 @@ def parse_record(data: bytes, *, allow_draft: bool = False) -> SignedRecord:
     with ``allow_draft`` it may carry fewer (0 included). More is always an error.
     Signatures are parsed, not verified: see :func:`verify_signatures`.
     """
+    if type(data) is bytes:
+        record = parse_complete_record_fast(data)
+        if record is not None:
+            return record
+    return parse_record_strict(data, allow_draft=allow_draft)
+
+
+def parse_record_strict(data: bytes, *, allow_draft: bool = False) -> SignedRecord:
+    """:func:`parse_record` without its fast path: every record, every error."""
     _check_bytes(data, "record")
     data = bytes(data)
     split = data.find(b"\n\n")
@@ -619,6 +678,99 @@ def parse_record(data: bytes, *, allow_draft: bool = False) -> SignedRecord:
     # are split exactly, so record.encode() == data; tests/test_fuzz_parsers.py
     # checks that round trip (re-encoding here cost 7% of the verifier's main process).
     return record
+
+
+# --- the fast path --------------------------------------------------------------------
+#
+# The verifier parses every entry of a log, so the common case gets a parser of its
+# own: one regular expression per record type, built from ``_FIELDS``, matches a
+# whole complete record written in printable ASCII, and each value is then converted
+# (by a converter its pattern makes safe, or by the field's strict parser). It
+# accepts nothing the strict parser rejects and returns the same record
+# (tests/test_records.py compares both on every vector and on Hypothesis' inputs);
+# for anything else, and for every error, it answers None and the strict parser
+# decides, so that errors always come from one place, with its precise messages.
+
+
+def _fast_regex(type_: str, specs: tuple[_Field, ...]) -> re.Pattern[bytes]:
+    parts = [re.escape(f"{VERSION} {type_}\n".encode())]
+    for spec in specs:
+        key = re.escape(spec.key.encode())
+        if spec.repeated:
+            parts.append(b"((?:" + key + b" (?:" + spec.pattern + b")\n){1,%d})" % MAX_AUTHORS)
+        else:
+            line = key + b" (" + spec.pattern + b")\n"
+            parts.append(b"(?:" + line + b")?" if spec.optional else line)
+    sig = b"sig " + _P_KEY + b" " + _P_SIG + b"\n"
+    count = {"statement": b"{1,%d}" % MAX_AUTHORS, "rotate": b"{2}"}.get(type_, b"{1}")
+    parts.append(b"\n((?:" + sig + b")" + count + b")")
+    return re.compile(b"".join(parts))
+
+
+def _fast_converter(spec: _Field) -> Callable[[bytes, str], Any]:
+    """The fast path's parse of a matched value of ``spec`` (raises FormatError)."""
+    if spec.repeated:  # author lines: 64 hex digits each, distinct
+        skip = len(spec.key) + 1
+
+        def items(block: bytes, field: str) -> tuple[bytes, ...]:
+            values = tuple(binascii.a2b_hex(line[skip:]) for line in block[:-1].split(b"\n"))
+            if len(set(values)) != len(values):
+                raise FormatError(f"duplicated {field}", field=field)
+            return values
+
+        return items
+    if spec.fast is not None:
+        return spec.fast
+    parse = spec.parse
+    return lambda value, field: parse(value.decode("ascii"), field)
+
+
+_Converters: TypeAlias = tuple[tuple[Callable[[bytes, str], Any], str], ...]
+_FAST: dict[bytes, tuple[re.Pattern[bytes], _Converters, type[Body]]] = {}
+for _type, _specs in _FIELDS.items():
+    # Bodies are built positionally: their attributes come in the order of the lines.
+    assert [s.attr for s in _specs] == [f.name for f in dataclasses.fields(_BY_TYPE[_type])]
+    _converters = tuple((_fast_converter(spec), spec.key) for spec in _specs)
+    _FAST[_type.encode()] = (_fast_regex(_type, _specs), _converters, _BY_TYPE[_type])
+_FAST_PREFIX = f"{VERSION} ".encode()
+_SIG_LINE = len(b"sig ") + 44 + 1 + 88 + 1
+
+
+def parse_complete_record_fast(data: bytes) -> SignedRecord | None:
+    """The record ``data`` if it is a complete, valid record in printable ASCII, else None.
+
+    Whatever this returns, :func:`parse_record` would return too; None says nothing
+    (``parse_record`` then finds the record valid, a draft, or names what is wrong).
+    """
+    if not data.startswith(_FAST_PREFIX) or len(data) > MAX_RECORD_SIZE:
+        return None
+    fast = _FAST.get(data[len(_FAST_PREFIX) : data.find(b"\n")])
+    if fast is None:
+        return None
+    regex, converters, cls = fast
+    m = regex.fullmatch(data)
+    if m is None:
+        return None
+    groups = m.groups()
+    try:
+        values: list[Any] = [
+            None if value is None else convert(value, key)  # None: an absent optional line
+            for (convert, key), value in zip(converters, groups, strict=False)
+        ]
+    except FormatError:
+        return None
+    body = cls(*values)
+    sig_block = groups[-1]
+    signatures = tuple(
+        RecordSignature(
+            binascii.a2b_base64(sig_block[i + 4 : i + 48]),
+            binascii.a2b_base64(sig_block[i + 49 : i + 137]),
+        )
+        for i in range(0, len(sig_block), _SIG_LINE)
+    )
+    if len(signatures) != required_signatures(body):
+        return None
+    return SignedRecord(body, data[: m.start(len(groups)) - 1], signatures)
 
 
 def _check_count(record: SignedRecord, *, allow_draft: bool) -> None:

@@ -41,13 +41,20 @@ from ledger.checkpoint import open_checkpoint, parse_checkpoint_text
 from ledger.ed25519 import check_public_key
 from ledger.ed25519 import verify as ed25519_verify
 from ledger.encoding import b64decode_strict, parse_hex32, parse_uint
-from ledger.entry import parse_entry
+from ledger.entry import parse_entry, parse_entry_strict
 from ledger.errors import LedgerError
 from ledger.fork import check_evidence, evidence_bytes, fork_evidence
 from ledger.note import check_key_name, open_note, parse_note, parse_vkey, split_cosignature
 from ledger.policy import parse_policy
 from ledger.receipt import Receipt, parse_receipt, verify_receipt
-from ledger.records import encode_body, parse_body, parse_record, verify_signatures
+from ledger.records import (
+    encode_body,
+    parse_body,
+    parse_complete_record_fast,
+    parse_record,
+    parse_record_strict,
+    verify_signatures,
+)
 from ledger.source import DirectorySource
 from ledger.state import MemoryState
 from ledger.tiles import decode_bundle, parse_tile_path
@@ -246,6 +253,31 @@ def test_entries(data: bytes) -> None:
         verify_signatures(entry.record)
 
     only_ledger_errors(run)
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    """What ``call`` returns, or the code, field and message of the LedgerError it raises."""
+    try:
+        return call()
+    except LedgerError as e:
+        return (type(e), e.code, e.field, e.index, str(e))
+
+
+@FUZZ
+@given(data=inputs(VEC["records"]))
+def test_record_fast_path_agrees(data: bytes) -> None:
+    # tests/test_parse_fast.py: the fast path takes nothing the strict parser rejects.
+    fast = parse_complete_record_fast(data)
+    if fast is not None:
+        strict = parse_record_strict(data)
+        assert (fast, fast.body_bytes, fast.encode()) == (strict, strict.body_bytes, data)
+    assert _outcome(lambda: parse_record(data)) == _outcome(lambda: parse_record_strict(data))
+
+
+@FUZZ
+@given(data=inputs(VEC["entries"]))
+def test_entry_fast_path_agrees(data: bytes) -> None:
+    assert _outcome(lambda: parse_entry(data)) == _outcome(lambda: parse_entry_strict(data))
 
 
 # --- notes, checkpoints, vkeys -----------------------------------------------------
