@@ -28,6 +28,7 @@ Every error is RFC 9457 problem+json (``api.problems``); bad input never gets a 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -289,6 +290,20 @@ def build_app(
     return app
 
 
+def freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, routes, models, the storage) out of every
+    later garbage collection.
+
+    Answering a record holds its objects until the batch commits, so they outlive
+    the young generations and trigger full collections; each of those walked the
+    whole start-up heap (130,000 objects: ~100 ms, about 100 us per record under
+    load). Frozen, those objects are never collected (they live as long as the
+    process anyway) and a full collection walks only what requests left behind.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     service: Service | None = None,
     *,
@@ -311,6 +326,7 @@ def create_app(
         ctx.sequencer = svc.start_sequencer(on_batch=metrics.on_batch)
         # --publish-dir: the static tlog-tiles layout, following the head (api.publish).
         publisher = start_publisher(svc.storage, svc.settings.publish_dir)
+        freeze_startup_heap()
         try:
             yield
         finally:
@@ -332,4 +348,5 @@ __all__ = [
     "build_app",
     "create_app",
     "document_problems",
+    "freeze_startup_heap",
 ]

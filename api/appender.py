@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import multiprocessing
 import signal
@@ -142,6 +143,10 @@ def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cov
     except Exception as e:
         conn.send(("error", type(e).__name__, str(e)))
         return
+    # As the server does (api.app.freeze_startup_heap): a batch's objects live until
+    # it commits, and full collections would walk the start-up heap each time.
+    gc.collect()
+    gc.freeze()
     conn.send(("ready",))
     try:
         while True:
