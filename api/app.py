@@ -326,7 +326,8 @@ def create_app(
         ctx.sequencer = svc.start_sequencer(on_batch=metrics.on_batch)
         # --publish-dir: the static tlog-tiles layout, following the head (api.publish).
         publisher = start_publisher(svc.storage, svc.settings.publish_dir)
-        freeze_startup_heap()
+        if owned:  # a serving process (uvicorn's factory), not a test's
+            freeze_startup_heap()
         try:
             yield
         finally:

@@ -54,6 +54,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from api.answers import accepted_document, render_json
 from api.settings import Settings
 from api.storage.base import (
     Appended,
@@ -65,6 +66,7 @@ from api.storage.base import (
 )
 from api.storage.sql import SqlStorage, rejected
 from ledger.errors import LedgerError
+from ledger.receipt import Receipt
 from ledger.records import SignedRecord, parse_record, verify_signatures
 from ledger.rules import DEFAULT_MAX_AGE_S
 
@@ -80,12 +82,26 @@ _ERRORS: dict[str, type[StorageError]] = {
 }
 
 
-def _portable(result: Appended | Rejected) -> Appended | Rejected:
-    """The result with its inclusion proof computed here, without the batch's hashes."""
+def _portable(result: Appended | Rejected, record_id: bytes) -> Appended | Rejected:
+    """The result with its inclusion proof computed here, without the batch's hashes;
+    a new entry's with its HTTP answer rendered too (``api.answers``)."""
     if isinstance(result, Appended) and result.hashes is not None:
         proof = result.held_proof()
+        answer = None
+        if proof is not None and result.entry is not None and not result.existing:
+            answer = render_json(
+                accepted_document(
+                    index=result.index,
+                    leaf_hash=result.leaf_hash,
+                    record_id=record_id,
+                    existing=False,
+                    entry=result.entry,
+                    receipt=Receipt(result.index, tuple(proof), result.checkpoint).encode(),
+                    checkpoint=result.checkpoint,
+                )
+            )
         return dataclasses.replace(
-            result, hashes=None, proof=None if proof is None else tuple(proof)
+            result, hashes=None, proof=None if proof is None else tuple(proof), answer=answer
         )
     return result
 
@@ -117,8 +133,8 @@ def _append(
         appended = storage.append_batch(
             [record for _, record in valid], signer=signer, max_age_s=max_age_s
         )
-        for (i, _), result in zip(valid, appended, strict=True):
-            results[i] = _portable(result)
+        for (i, record), result in zip(valid, appended, strict=True):
+            results[i] = _portable(result, record.record_id)
         new = next((r for r in appended if isinstance(r, Appended)), None)
         if new is not None:
             on_commit(new.tree_size, new.checkpoint)

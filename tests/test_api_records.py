@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from conftest import ORIGIN
 from test_api_support import Api, check_receipt, now_maker, problem, running_api
 
+from api.app import freeze_startup_heap
 from ledger import merkle
 from ledger.entry import parse_entry
 from ledger.records import MAX_RECORD_SIZE, Kind, RecordSignature, SignedRecord
@@ -300,3 +302,12 @@ def test_batch_body_limit_is_its_own(database_url: str, tmp_path: Path) -> None:
 def test_origin_in_the_entries_is_the_logs(api: Api) -> None:
     doc = api.submit(now_maker().register("alice"))
     assert parse_entry(entry_bytes(doc)).record.body.log == ORIGIN
+
+
+def test_a_serving_process_freezes_its_start_up_heap() -> None:
+    """What start-up built leaves the collector's generations (api.app.freeze_startup_heap)."""
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

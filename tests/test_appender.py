@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import ORIGIN
+from starlette.responses import JSONResponse
 from test_api_support import Api, check_receipt, now_maker, running_api
 
 from api.appender import ProcessAppender, _append
@@ -18,6 +19,7 @@ from api.server import PublishedCheckpoint
 from api.storage.base import Appended, Rejected, StorageUnavailableError
 from ledger.checkpoint import parse_checkpoint_text
 from ledger.note import parse_note
+from ledger.receipt import Receipt
 from ledger.records import RecordSignature, SignedRecord
 
 
@@ -186,3 +188,45 @@ def test_a_record_the_child_cannot_parse_is_refused_alone(
         assert isinstance(bad, Rejected) and bad.code == "malformed"
         assert isinstance(ok, Appended) and ok.index == 0 and ok.proof is not None
         assert published == [1]
+
+
+def test_the_child_renders_each_new_entrys_answer(database_url: str, tmp_path: Path) -> None:
+    """The bytes the route sends for a new entry are those it rendered itself before."""
+    with running_api(database_url, tmp_path / "data") as api:
+        m = now_maker()
+        records = [m.register(x) for x in "abc"]
+        results = _appender(api).append_batch(
+            [*records, records[0]], signer=api.service.note_signer, max_age_s=None
+        )
+        for record, r in zip(records, results, strict=False):
+            assert isinstance(r, Appended) and r.proof is not None and r.entry is not None
+            receipt = Receipt(r.index, r.proof, r.checkpoint).encode()
+            expected = JSONResponse(
+                {
+                    "index": r.index,
+                    "leaf_hash": r.leaf_hash.hex(),
+                    "record_id": record.record_id.hex(),
+                    "existing": False,
+                    "entry": base64.b64encode(r.entry).decode(),
+                    "receipt": receipt.decode(),
+                    "checkpoint": r.checkpoint.decode(),
+                }
+            ).body
+            assert r.answer == expected
+        dup = results[3]
+        assert isinstance(dup, Appended) and dup.existing and dup.answer is None
+        # Over HTTP: the same bytes, 201, and the entry's Location.
+        record = m.register("d")
+        resp = api.post("/api/v1/records", content=record.encode())
+        assert resp.status_code == 201
+        assert resp.headers["content-type"] == "application/json"
+        doc = resp.json()
+        assert resp.headers["location"] == f"/api/v1/entries/{doc['index']}"
+        assert doc["record_id"] == record.record_id.hex() and doc["existing"] is False
+        assert check_receipt(api, doc["receipt"], _entry(doc), doc["index"]) == doc["index"] + 1
+        # An identical resubmission is answered by the route: 200, the same entry.
+        again = api.submit(record, 200)
+        assert again["existing"] is True
+        assert {k: again[k] for k in ("index", "leaf_hash", "record_id", "entry")} == {
+            k: doc[k] for k in ("index", "leaf_hash", "record_id", "entry")
+        }

@@ -42,8 +42,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
+from api.answers import accepted_document, render_json
 from api.problems import ProblemError, from_ledger_error, sentence, status_for
 from api.routes.deps import AppContext, get_context
 from api.routes.log import make_receipt, read_entry
@@ -58,7 +59,6 @@ from api.routes.schemas import (
 )
 from api.sequencer import Sequencer, SequencerStopped
 from api.storage.base import Appended, Rejected
-from ledger.encoding import b64encode
 from ledger.errors import LedgerError
 from ledger.receipt import Receipt
 from ledger.records import (
@@ -72,6 +72,7 @@ from ledger.records import (
 router = APIRouter(prefix="/api/v1", tags=["records"])
 
 BATCH_PATH = "/api/v1/records/batch"
+JSON = "application/json"
 _TEXT_CHARSETS = (None, "utf-8", "utf8", "us-ascii")
 
 
@@ -204,15 +205,15 @@ def _accepted(ctx: AppContext, record: SignedRecord, a: Appended) -> dict[str, A
     else:  # an existing entry: read it, and prove it against the batch's checkpoint
         entry = read_entry(ctx, a.index)
         receipt = make_receipt(ctx, a.index, a.tree_size, a.checkpoint)
-    return {
-        "index": a.index,
-        "leaf_hash": a.leaf_hash.hex(),
-        "record_id": record.record_id.hex(),
-        "existing": a.existing,
-        "entry": b64encode(entry),
-        "receipt": receipt.decode("utf-8"),
-        "checkpoint": a.checkpoint.decode("utf-8"),
-    }
+    return accepted_document(
+        index=a.index,
+        leaf_hash=a.leaf_hash,
+        record_id=record.record_id,
+        existing=a.existing,
+        entry=entry,
+        receipt=receipt,
+        checkpoint=a.checkpoint,
+    )
 
 
 _RECORD_BODY = {
@@ -263,7 +264,7 @@ _BATCH_BODY = {
         **problem_responses(400, 409, 413, 415, 422, 429, 503),
     },
 )
-async def submit_record(request: Request) -> JSONResponse:
+async def submit_record(request: Request) -> Response:
     """Sequence one record and answer with its index and a receipt (see the module text)."""
     # Not a ContextDep: FastAPI runs a sync dependency in the thread pool, a round trip
     # that costs more than all the rest of the request's checks.
@@ -276,14 +277,19 @@ async def submit_record(request: Request) -> JSONResponse:
     result = (await _sequencer(ctx).submit_on_loop(record))[0]
     if isinstance(result, Rejected):
         raise _rejected(result)
+    location = {"Location": f"/api/v1/entries/{result.index}"}
+    if result.answer is not None and not result.existing:
+        # Rendered by the sequencing child (api.appender): nothing to build here.
+        return Response(result.answer, status_code=201, headers=location, media_type=JSON)
     if result.entry is not None and (result.proof is not None or result.hashes is not None):
         accepted = _accepted(ctx, record, result)  # no I/O: stay on the event loop
     else:
         accepted = await run_in_threadpool(_accepted, ctx, record, result)
-    return JSONResponse(
-        accepted,
+    return Response(
+        render_json(accepted),
         status_code=200 if result.existing else 201,
-        headers={"Location": f"/api/v1/entries/{result.index}"},
+        headers=location,
+        media_type=JSON,
     )
 
 

@@ -108,6 +108,9 @@ class Appended:
     entry: bytes | None = field(default=None, compare=False, repr=False)
     hashes: HashReader | None = field(default=None, compare=False, repr=False)
     proof: tuple[bytes, ...] | None = field(default=None, compare=False, repr=False)
+    #: The HTTP answer's JSON bytes (``api.answers``), when the sequencing child
+    #: rendered them for a new entry: the serving process sends them as they are.
+    answer: bytes | None = field(default=None, compare=False, repr=False)
 
     def held_proof(self) -> list[bytes] | None:
         """The inclusion proof: ``proof`` if computed already, else from ``hashes``;
