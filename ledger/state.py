@@ -248,16 +248,25 @@ class MemoryState:
         self._keys: dict[bytes, tuple[bytes, bytes, bool]] = {}  # hash -> (sig, key, revoked)
         self._ids: dict[bytes, int] = {}  # signatory or statement id -> small int
         self._pairs = PairTable()  # (stmt<<32 | sig) -> last_signed_at*2 + active
+        # Caches for the replay's hot path (evaluate asks, then apply changes, the same
+        # signatory and pair): the rules' view of each signatory, dropped when it
+        # changes, and the last pair key, recognised by the identity of its two ids.
+        self._infos: dict[bytes, SignatoryInfo] = {}
+        self._pair_memo: tuple[object, object, int] = (None, None, 0)
         self.last_time_ms = 0
         self.last_leaf_hash = ZERO_HASH  # the next entry's ``prev``
 
     # --- StateView -------------------------------------------------------------
 
     def get_signatory(self, signatory: bytes) -> SignatoryInfo | None:
-        s = self.signatories.get(signatory)
-        if s is None:
-            return None
-        return SignatoryInfo(s.signatory, s.kind, s.current_key, s.active)
+        info = self._infos.get(signatory)
+        if info is None:
+            s = self.signatories.get(signatory)
+            if s is None:
+                return None
+            info = SignatoryInfo(s.signatory, s.kind, s.current_key, s.active)
+            self._infos[signatory] = info
+        return info
 
     def get_key(self, key_hash: bytes) -> KeyInfo | None:
         k = self._keys.get(key_hash)
@@ -279,11 +288,18 @@ class MemoryState:
         return n
 
     def _pair_key(self, signatory: bytes, statement: bytes) -> int:
-        return (self._small(statement) << 32) | self._small(signatory)
+        memo = self._pair_memo
+        if memo[0] is signatory and memo[1] is statement:
+            return memo[2]
+        key = (self._small(statement) << 32) | self._small(signatory)
+        self._pair_memo = (signatory, statement, key)
+        return key
 
     def apply(self, effect: Effect) -> None:
         """Apply the effect of a valid entry (as returned by ``ledger.rules.evaluate``)."""
         kind = effect.kind
+        if kind in ("register", "rotate", "revoke"):
+            self._infos.pop(effect.signatory, None)
         if kind == "register":
             assert effect.record is not None
             body = effect.record.body
@@ -361,15 +377,17 @@ class MemoryState:
                 found=entry.time_ms,
             )
 
-    def append(self, entry: Entry, leaf_hash: bytes) -> Effect:
+    def append(self, entry: Entry, leaf_hash: bytes, *, placed: bool = False) -> Effect:
         """Check an entry's place (:meth:`check_place`) and rules, apply it; return its effect.
 
         The entry's signatures must already be verified
         (``ledger.records.verify_signatures``). Raises VerificationError (RuleError
         for the semantic rules) naming the entry and the field, and then applies
         nothing. ``leaf_hash`` is the entry's leaf hash: the next entry's ``prev``.
+        ``placed`` says the caller has just run :meth:`check_place` on ``entry``.
         """
-        self.check_place(entry)
+        if not placed:
+            self.check_place(entry)
         i = self.size
         effect = evaluate(
             entry.record,

@@ -570,28 +570,36 @@ class _EntryChecker:
             verdict = check.result()
             if verdict is not None and (failed is None or verdict[:2] < failed[:2]):
                 failed = verdict
-        for offset, entry in enumerate(bundle.entries):
-            index = bundle.first + offset
-            # Step 4.2 (index, prev, time), then 4.3 (signatures), then 4.4 (rules).
-            self.replay.check_place(entry)
-            try:
-                if self.pool is None:
-                    verify_signatures(entry.record)
-                else:
-                    check_signers(entry.record)  # steps 1-4; Ed25519 in the workers
-                    if failed is not None and failed[0] == offset:
-                        raise failed[2]
-            except LedgerError as e:
-                e.index = index
-                raise
-            data = bundle.raw[offset]
-            leaf = merkle.leaf_hash(data)
-            effect = self.replay.append(entry, leaf)
-            if self.max_age_s is not None:
-                _age_warning(result, entry, effect.signed_at, self.max_age_s)
-            self.tree.add(leaf)
-            result.entries_checked += 1
-            result.signatures_checked += len(entry.record.signatures)
+        # The loop below runs once per entry of the log: its lookups are hoisted.
+        replay, add_leaf, max_age_s = self.replay, self.tree.add, self.max_age_s
+        check_place, append, leaf_hash = replay.check_place, replay.append, merkle.leaf_hash
+        in_process, raw, signatures = self.pool is None, bundle.raw, 0
+        failed_at = -1 if failed is None else failed[0]
+        try:
+            for offset, entry in enumerate(bundle.entries):
+                # Step 4.2 (index, prev, time), then 4.3 (signatures), then 4.4 (rules).
+                check_place(entry)
+                record = entry.record
+                try:
+                    if in_process:
+                        verify_signatures(record)
+                    else:
+                        check_signers(record)  # steps 1-4; Ed25519 in the workers
+                        if offset == failed_at:
+                            assert failed is not None
+                            raise failed[2]
+                except LedgerError as e:
+                    e.index = bundle.first + offset
+                    raise
+                leaf = leaf_hash(raw[offset])
+                effect = append(entry, leaf, placed=True)
+                if max_age_s is not None:
+                    _age_warning(result, entry, effect.signed_at, max_age_s)
+                add_leaf(leaf)
+                result.entries_checked += 1
+                signatures += len(record.signatures)
+        finally:
+            result.signatures_checked += signatures
         if bundle.parse_error is not None:
             raise bundle.parse_error
         if self.progress is not None:
