@@ -6,7 +6,9 @@ ingest_http, verify, mirror). Each ``bench/<name>.py`` has
 "note"} and optionally "target" (e.g. ">= 0.85") and "ok". A module that is
 missing or raises becomes a failed row with its error; the others still run.
 
-Results go to ``bench/results/<timestamp>.json`` with the machine they ran on.
+Results go to ``bench/results/<timestamp>.json`` with the machine they ran on. In
+full mode each module waits first (up to a minute) for the machine to be idle, so
+that it does not measure what the one before left running.
 ``--markdown FILE`` writes the report (``bench/report.py``) and, in full mode,
 the plot ``docs/benchmarks.png`` next to it (``bench/plot.py``). The full mode
 includes the verifier's 1,000,000-entry run (``LEDGER_BENCH_MILLION=1``).
@@ -67,6 +69,40 @@ def run_module(name: str, quick: bool) -> tuple[list[dict[str, object]], float, 
     return rows, time.perf_counter() - t, None
 
 
+def _busy_fraction(seconds: float) -> float | None:
+    """The share of all cores' time spent busy over ``seconds`` (/proc/stat), or None."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    return None if total <= 0 else 1 - (idle1 - idle0) / total
+
+
+def wait_for_quiet(limit_s: float = 60, busy: float = 0.1) -> float:
+    """Wait (at most ``limit_s``) until the machine is idle; return the seconds waited.
+
+    A module's leftovers (a database's background writer or vacuum after the
+    ingest benchmarks, a server still shutting down) would otherwise be measured
+    by the next module.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        share = _busy_fraction(1.0)
+        if share is None or share < busy:
+            break
+    return round(time.monotonic() - start, 1)
+
+
 def _failed(name: str, error: str) -> dict[str, object]:
     return {
         "benchmark": name,
@@ -125,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         "errors": errors,
         "rows": rows,
     }
+    waits: dict[str, float] = {}
+    machine["waited_for_quiet_s"] = waits
     for name in names:
+        if not args.quick:
+            waits[name] = wait_for_quiet()
         print(f"== {name}", file=sys.stderr, flush=True)
         got, seconds, error = run_module(name, args.quick)
         durations[name] = round(seconds, 1)

@@ -249,6 +249,12 @@ def markdown(result: dict[str, object], plot: str | None) -> str:
         + " / ".join(", ".join(f"{x:.2f}" for x in v) if isinstance(v, list) else "?" for v in load)
         + " (the machine is shared: other work runs at the same time)"
     )
+    waits = machine.get("waited_for_quiet_s")
+    if isinstance(waits, dict) and waits:
+        out.append(
+            "- Waited for an idle machine before each module (at most 60 s): "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in waits.items())
+        )
     modules: dict[str, float] = result.get("modules", {})  # type: ignore[assignment]
     out.append(
         "- Module durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in modules.items()) + "\n"
