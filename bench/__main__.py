@@ -91,9 +91,8 @@ def _busy_fraction(seconds: float) -> float | None:
 def wait_for_quiet(limit_s: float = 60, busy: float = 0.1) -> float:
     """Wait (at most ``limit_s``) until the machine is idle; return the seconds waited.
 
-    A module's leftovers (a database's background writer or vacuum after the
-    ingest benchmarks, a server still shutting down) would otherwise be measured
-    by the next module.
+    Whatever a module leaves running (a database's background work after the ingest
+    benchmarks, a server still shutting down) must not be measured by the next one.
     """
     start = time.monotonic()
     while time.monotonic() - start < limit_s:

@@ -687,7 +687,7 @@ def parse_record_strict(data: bytes, *, allow_draft: bool = False) -> SignedReco
 # whole complete record written in printable ASCII, and each value is then converted
 # (by a converter its pattern makes safe, or by the field's strict parser). It
 # accepts nothing the strict parser rejects and returns the same record
-# (tests/test_records.py compares both on every vector and on Hypothesis' inputs);
+# (tests/test_parse_fast.py and tests/test_fuzz_parsers.py compare both);
 # for anything else, and for every error, it answers None and the strict parser
 # decides, so that errors always come from one place, with its precise messages.
 
@@ -709,20 +709,25 @@ def _fast_regex(type_: str, specs: tuple[_Field, ...]) -> re.Pattern[bytes]:
 
 def _fast_converter(spec: _Field) -> Callable[[bytes, str], Any]:
     """The fast path's parse of a matched value of ``spec`` (raises FormatError)."""
-    if spec.repeated:  # author lines: 64 hex digits each, distinct
-        skip = len(spec.key) + 1
-
-        def items(block: bytes, field: str) -> tuple[bytes, ...]:
-            values = tuple(binascii.a2b_hex(line[skip:]) for line in block[:-1].split(b"\n"))
-            if len(set(values)) != len(values):
-                raise FormatError(f"duplicated {field}", field=field)
-            return values
-
-        return items
     if spec.fast is not None:
-        return spec.fast
-    parse = spec.parse
-    return lambda value, field: parse(value.decode("ascii"), field)
+        one = spec.fast
+    else:
+        parse = spec.parse
+
+        def one(value: bytes, field: str) -> Any:
+            return parse(value.decode("ascii"), field)
+
+    if not spec.repeated:
+        return one
+    skip = len(spec.key) + 1  # a block of "key value" lines (authors): distinct values
+
+    def items(block: bytes, field: str) -> tuple[Any, ...]:
+        values = tuple(one(line[skip:], field) for line in block[:-1].split(b"\n"))
+        if len(set(values)) != len(values):
+            raise FormatError(f"duplicated {field}", field=field)
+        return values
+
+    return items
 
 
 _Converters: TypeAlias = tuple[tuple[Callable[[bytes, str], Any], str], ...]
