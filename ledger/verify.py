@@ -36,6 +36,8 @@ path of a tile or bundle) and what was expected and found.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import os
 import threading
@@ -333,6 +335,30 @@ def fetch_checkpoint(source: Source, trust: Trust) -> tuple[Checkpoint, bytes]:
         ) from None
 
 
+#: The young generation's threshold while entries are checked (CPython's default: 700).
+YOUNG_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Generator[None, None, None]:
+    """Collect the young generation every 50,000 allocations rather than every 700.
+
+    Entries wait in flight for their signatures (a few bundles: thousands of
+    objects), so with the default threshold they survive the young collections only
+    to be promoted and walked by the older ones; at 1,000,000 entries that cost the
+    main process about 15 % of its time (measured: 54 against 45 us an entry, the
+    workers forked from it gaining too). The parsed entries hold no reference cycles:
+    reference counting frees them, and a rare cycle is still collected, later. The
+    thresholds found are restored afterwards.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], YOUNG_GC_THRESHOLD), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def verify_log(
     source: Source,
     trust: Trust,
@@ -389,7 +415,8 @@ def verify_log(
         checker = _EntryChecker(
             tree, replay, result, jobs=jobs, max_age_s=max_age_s, progress=progress
         )
-        checker.run(source, start, cp.size, fetch_ahead)
+        with _fewer_collections():
+            checker.run(source, start, cp.size, fetch_ahead)
     root = tree.finish()
     result.tiles_checked = tree.tiles_checked
     if root != cp.root:

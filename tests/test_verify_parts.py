@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import hashlib
 import json
 import random
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from logfactory import ORIGIN, LogFactory, LogKey, private_key, public_bytes, sign_record
 
-from ledger import merkle, tiles
+from ledger import merkle, tiles, verify
 from ledger.entry import parse_entry
 from ledger.errors import FormatError, LedgerError, ProofError, RootMismatchError
 from ledger.fork import check_evidence, consistency_roots, evidence_bytes, fork_evidence
@@ -471,3 +472,38 @@ def test_workers_also_start_while_threads_run(tmp_path: Path) -> None:
         t.join()
     assert result.entries_checked == 1100
     assert result.checkpoint.root == f.root()
+
+
+def test_collection_thresholds_are_raised_while_checking_then_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify_log collects the young generation less often while it checks entries
+    (ledger.verify.YOUNG_GC_THRESHOLD), and leaves the process's thresholds as it
+    found them, after a valid log and after an invalid one."""
+    f = LogFactory()
+    f.grow(40)
+    log = f.write(tmp_path / "log")
+    trust = Trust.from_vkeys([f.log_key.vkey])
+    seen: list[tuple[int, int, int]] = []
+    settle = verify._EntryChecker._settle
+
+    def spy(self: verify._EntryChecker, bundle: verify._Bundle) -> None:
+        seen.append(gc.get_threshold())
+        settle(self, bundle)
+
+    monkeypatch.setattr(verify._EntryChecker, "_settle", spy)
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 7, 9)
+        verify_log(DirectorySource(log), trust)
+        assert seen and all(t == (verify.YOUNG_GC_THRESHOLD, 7, 9) for t in seen)
+        assert gc.get_threshold() == (700, 7, 9)
+        bundle = log / "tile" / "entries" / "000.p" / "40"
+        data = bytearray(bundle.read_bytes())
+        data[-10] ^= 1
+        bundle.write_bytes(bytes(data))
+        with pytest.raises(LedgerError):
+            verify_log(DirectorySource(log), trust)
+        assert gc.get_threshold() == (700, 7, 9)
+    finally:
+        gc.set_threshold(*old)
