@@ -28,7 +28,8 @@ submitter can see it; the sequencer's ``on_commit`` in the thread mode) and
 answers with the results.
 Messages on the pipe (pickled, between this process and its own child only)::
 
-    parent -> child   (list[bytes], list[bool] verified, max_age_s)  a batch | None  stop
+    parent -> child   (list[bytes], list[bool] verified, list[bool] render, max_age_s)
+                      a batch | None  stop
     child  -> parent  ("ready",) once | ("ok", results) | ("error", class name, message)
 
 Crash safety is the storage's: a batch is one transaction. If the child dies, the
@@ -82,13 +83,15 @@ _ERRORS: dict[str, type[StorageError]] = {
 }
 
 
-def _portable(result: Appended | Rejected, record_id: bytes) -> Appended | Rejected:
+def _portable(
+    result: Appended | Rejected, record_id: bytes, render: bool = True
+) -> Appended | Rejected:
     """The result with its inclusion proof computed here, without the batch's hashes;
-    a new entry's with its HTTP answer rendered too (``api.answers``)."""
+    a new entry's with its HTTP answer rendered too (``api.answers``) if ``render``."""
     if isinstance(result, Appended) and result.hashes is not None:
         proof = result.held_proof()
         answer = None
-        if proof is not None and result.entry is not None and not result.existing:
+        if render and proof is not None and result.entry is not None and not result.existing:
             answer = render_json(
                 accepted_document(
                     index=result.index,
@@ -114,10 +117,12 @@ def _append(
     verified: list[bool],
     max_age_s: int | None,
     on_commit: Callable[[int, bytes], None],
+    render: list[bool] | None = None,
 ) -> list[Appended | Rejected]:
     """Check the signatures of a batch's records (but those ``verified`` already),
     append the valid ones in order, then call ``on_commit`` with the new checkpoint,
-    before anyone is answered."""
+    before anyone is answered. The HTTP answers of new entries are rendered for the
+    records marked in ``render`` (all by default)."""
     results: list[Appended | Rejected | None] = [None] * len(texts)
     valid: list[tuple[int, SignedRecord]] = []
     for i, text in enumerate(texts):
@@ -134,7 +139,7 @@ def _append(
             [record for _, record in valid], signer=signer, max_age_s=max_age_s
         )
         for (i, record), result in zip(valid, appended, strict=True):
-            results[i] = _portable(result, record.record_id)
+            results[i] = _portable(result, record.record_id, render is None or render[i])
         new = next((r for r in appended if isinstance(r, Appended)), None)
         if new is not None:
             on_commit(new.tree_size, new.checkpoint)
@@ -172,7 +177,7 @@ def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cov
                 return
             if message is None:
                 return
-            texts, verified, max_age_s = message
+            texts, verified, render, max_age_s = message
             try:
                 results = _append(
                     storage,
@@ -181,6 +186,7 @@ def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cov
                     verified=verified,
                     max_age_s=max_age_s,
                     on_commit=published.record,
+                    render=render,
                 )
                 conn.send(("ok", results))
             except Exception as e:
@@ -260,13 +266,19 @@ class ProcessAppender:
         *,
         signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
+        render: Sequence[bool] | None = None,
     ) -> list[Appended | Rejected]:
         """:meth:`append_batch`, but the records marked ``verified`` (their signatures
         checked by the caller) are not checked again. A bulk import checks its
         records in the serving process, while the child appends the previous batch:
-        the two overlap, where checking them all in the child would not."""
-        if len(verified) != len(records):
-            raise ValueError("one verified flag per record")
+        the two overlap, where checking them all in the child would not.
+
+        ``render`` (default: all) marks the records whose HTTP answer the child
+        renders (``Appended.answer``): a single submission sends it as it is, a bulk
+        import answers differently and would only make the child, which sequences
+        every batch in turn, do work nobody reads."""
+        if len(verified) != len(records) or (render is not None and len(render) != len(records)):
+            raise ValueError("one verified (and render) flag per record")
         if signer.name != self.settings.origin:
             raise StorageError(
                 f"the log key is named {signer.name!r}; it must be named after the origin "
@@ -277,7 +289,8 @@ class ProcessAppender:
         with self._lock:
             conn = self._ensure()
             try:
-                conn.send(([r.encode() for r in records], list(verified), max_age_s))
+                flags = [True] * len(records) if render is None else list(render)
+                conn.send(([r.encode() for r in records], list(verified), flags, max_age_s))
                 message: Any = conn.recv()
             except (EOFError, OSError) as e:
                 code = self._process.exitcode if self._process is not None else None

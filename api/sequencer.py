@@ -67,7 +67,9 @@ class BatchAppender(Protocol):
 class CheckingAppender(BatchAppender, Protocol):
     """A :class:`BatchAppender` that checks each record's Ed25519 signatures itself
     before appending (:class:`api.appender.ProcessAppender`), except those the
-    submitter marked verified: then single submitters need not check them."""
+    submitter marked verified: then single submitters need not check them. It
+    renders the HTTP answers (``Appended.answer``) of the records marked ``render``:
+    those of single submissions."""
 
     verifies_signatures: bool
 
@@ -78,6 +80,7 @@ class CheckingAppender(BatchAppender, Protocol):
         *,
         signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
+        render: Sequence[bool] | None = None,
     ) -> list[Appended | Rejected]: ...
 
 
@@ -419,11 +422,17 @@ class Sequencer:
         start = time.perf_counter()
         try:
             checker = self._checker
-            if checker is not None and any(p.verified for p in parts):
-                # Those checked by their submitter need no second check.
+            if checker is not None:
+                # Those checked by their submitter need no second check; only single
+                # submissions send the answer the checker renders.
                 verified = [part.verified for part in parts for _ in part.records]
+                render = [not part.job.many for part in parts for _ in part.records]
                 results = checker.append_checked(
-                    records, verified, signer=self.signer, max_age_s=self.max_age_s
+                    records,
+                    verified,
+                    signer=self.signer,
+                    max_age_s=self.max_age_s,
+                    render=render,
                 )
             else:
                 results = self.storage.append_batch(

@@ -18,8 +18,8 @@ from api.appender import ProcessAppender, _append
 from api.server import PublishedCheckpoint
 from api.storage.base import Appended, Rejected, StorageUnavailableError
 from ledger.checkpoint import parse_checkpoint_text
-from ledger.note import parse_note
-from ledger.receipt import Receipt
+from ledger.note import parse_note, parse_vkey
+from ledger.receipt import Receipt, parse_receipt, verify_receipt
 from ledger.records import RecordSignature, SignedRecord
 
 
@@ -230,3 +230,34 @@ def test_the_child_renders_each_new_entrys_answer(database_url: str, tmp_path: P
         assert {k: again[k] for k in ("index", "leaf_hash", "record_id", "entry")} == {
             k: doc[k] for k in ("index", "leaf_hash", "record_id", "entry")
         }
+
+
+def test_only_single_submissions_get_a_rendered_answer(database_url: str, tmp_path: Path) -> None:
+    """The child renders the HTTP answer of a single submission, never of a bulk
+    import's records (whose answer is built differently); both carry their proof."""
+    with running_api(database_url, tmp_path / "data") as api:
+        sequencer = api.service.sequencer
+        assert sequencer is not None and sequencer.verifies_signatures
+        m = now_maker()
+        bulk = sequencer.submit_many([m.register(x) for x in "abc"], timeout=30)
+        single = sequencer.submit(m.register("d"), timeout=30)
+        for r in bulk:
+            assert isinstance(r, Appended) and not r.existing
+            assert r.answer is None and r.proof is not None and r.entry is not None
+        assert isinstance(single, Appended) and single.answer is not None
+        assert single.proof is not None
+        # And a bulk import over HTTP still answers each record, with receipts if asked.
+        batch = api.batch([m.register("e"), m.register("f")], receipts="true")
+        for item in batch["results"]:
+            assert item["status"] == 201
+            parsed = parse_receipt(item["receipt"].encode())
+            leaf = bytes.fromhex(item["leaf_hash"])
+            cp = verify_receipt(parsed, leaf, [parse_vkey(api.vkey)], ORIGIN)
+            assert parsed.index == item["index"] and cp.size > item["index"]
+        with pytest.raises(ValueError, match="flag per record"):
+            _appender(api).append_checked(
+                [m.register("g")],
+                [False],
+                signer=api.service.note_signer,
+                render=[True, False],
+            )
