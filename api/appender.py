@@ -46,10 +46,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import itertools
 import logging
 import multiprocessing
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -172,27 +174,87 @@ def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cov
     try:
         while True:
             try:
-                message = conn.recv()
+                messages = _take(conn)
             except EOFError:  # the parent is gone
                 return
-            if message is None:
+            batches = [m for m in messages if m is not None]
+            if batches:
+                _serve(conn, batches, storage, signer, published.record)
+            if len(batches) < len(messages):  # told to stop, after what came before
                 return
-            texts, verified, render, max_age_s = message
-            try:
-                results = _append(
-                    storage,
-                    signer,
-                    texts=texts,
-                    verified=verified,
-                    max_age_s=max_age_s,
-                    on_commit=published.record,
-                    render=render,
-                )
-                conn.send(("ok", results))
-            except Exception as e:
-                conn.send(("error", type(e).__name__, str(e)))
     finally:
         storage.close()
+
+
+#: At most this many records of waiting batches are sequenced in one transaction.
+MERGE_MAX_RECORDS = 4000
+
+
+def _take(conn: Connection) -> list[Any]:
+    """The next message, and those already waiting behind it (same max_age_s, up to
+    MERGE_MAX_RECORDS records in all, up to a stop): sequenced in one transaction."""
+    messages = [_checked(conn.recv())]
+    if messages[0] is None:
+        return messages
+    total = len(messages[0][0])
+    while total < MERGE_MAX_RECORDS and conn.poll(0):
+        message = _checked(conn.recv())
+        messages.append(message)
+        if message is None or message[3] != messages[0][3]:
+            break
+        total += len(message[0])
+    return messages
+
+
+def _checked(message: Any) -> Any:
+    """A batch message or None; anything else breaks the protocol, and the child exits
+    (its parent then fails the batches it had sent and starts a new child)."""
+    if message is None or (
+        isinstance(message, tuple)
+        and len(message) == 4
+        and isinstance(message[0], list)
+        and isinstance(message[1], list)
+        and isinstance(message[2], list)
+        and len(message[0]) == len(message[1]) == len(message[2])
+    ):
+        return message
+    raise RuntimeError(f"not a batch message: {type(message).__name__}")
+
+
+def _serve(
+    conn: Connection,
+    batches: list[Any],
+    storage: SqlStorage,
+    signer: CheckpointSigner,
+    on_commit: Callable[[int, bytes], None],
+) -> None:  # pragma: no cover - runs in the child
+    """Sequence ``batches`` (messages of the pipe): those of one max_age_s in one
+    transaction, then answer each message in turn with its own results."""
+    groups: list[list[Any]] = []
+    for b in batches:
+        if groups and groups[-1][0][3] == b[3]:
+            groups[-1].append(b)
+        else:
+            groups.append([b])
+    for group in groups:
+        try:
+            results = _append(
+                storage,
+                signer,
+                texts=[t for b in group for t in b[0]],
+                verified=[v for b in group for v in b[1]],
+                max_age_s=group[0][3],
+                on_commit=on_commit,
+                render=[r for b in group for r in b[2]],
+            )
+        except Exception as e:
+            for _ in group:
+                conn.send(("error", type(e).__name__, str(e)))
+            continue
+        pos = 0
+        for b in group:
+            conn.send(("ok", results[pos : pos + len(b[0])]))
+            pos += len(b[0])
 
 
 class ProcessAppender:
@@ -205,12 +267,22 @@ class ProcessAppender:
 
     #: The child checks every record's signatures (the route need not).
     verifies_signatures = True
+    #: Batches may be sent before the earlier ones are answered (:meth:`send`, then
+    #: :meth:`receive`); the child sequences those waiting together.
+    pipelined = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the child and the pipe's sending side
+        self._read_lock = threading.Lock()  # one reader of answers at a time
+        self._sent_lock = threading.Lock()  # _sent, never held while waiting
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._tickets = itertools.count()
+        # Batches sent and not answered yet, in order: (ticket, pipe, child).
+        self._sent: deque[tuple[int, Connection, BaseProcess]] = deque()
+        self._answers: dict[int, Any] = {}  # read for another waiter: ticket -> answer
+        self._reading: Connection | None = None  # the pipe receive() is reading
 
     def start(self) -> ProcessAppender:
         """Start the child now (else the first batch does), and wait until it is ready."""
@@ -218,9 +290,9 @@ class ProcessAppender:
             self._ensure()
         return self
 
-    def _ensure(self) -> Connection:
+    def _ensure(self) -> tuple[Connection, BaseProcess]:
         if self._conn is not None and self._process is not None and self._process.is_alive():
-            return self._conn
+            return self._conn, self._process
         self._stop_child()
         # spawn: a fresh interpreter, safe whatever threads this process runs.
         ctx = multiprocessing.get_context("spawn")
@@ -245,7 +317,7 @@ class ProcessAppender:
             raise _error(message[1], f"the sequencing process did not start: {message[2]}")
         self._process, self._conn = process, parent
         logger.info("sequencing in process %d", process.pid)
-        return parent
+        return parent, process
 
     def append_batch(
         self,
@@ -277,6 +349,20 @@ class ProcessAppender:
         renders (``Appended.answer``): a single submission sends it as it is, a bulk
         import answers differently and would only make the child, which sequences
         every batch in turn, do work nobody reads."""
+        if not records:
+            self._check(records, verified, render, signer)
+            return []
+        return self.receive(
+            self.send(records, verified, signer=signer, max_age_s=max_age_s, render=render)
+        )
+
+    def _check(
+        self,
+        records: Sequence[SignedRecord],
+        verified: Sequence[bool],
+        render: Sequence[bool] | None,
+        signer: CheckpointSigner,
+    ) -> None:
         if len(verified) != len(records) or (render is not None and len(render) != len(records)):
             raise ValueError("one verified (and render) flag per record")
         if signer.name != self.settings.origin:
@@ -284,25 +370,78 @@ class ProcessAppender:
                 f"the log key is named {signer.name!r}; it must be named after the origin "
                 f"{self.settings.origin!r}"
             )
-        if not records:
-            return []
+
+    def send(
+        self,
+        records: Sequence[SignedRecord],
+        verified: Sequence[bool],
+        *,
+        signer: CheckpointSigner,
+        max_age_s: int | None = DEFAULT_MAX_AGE_S,
+        render: Sequence[bool] | None = None,
+    ) -> int:
+        """Send a batch (as :meth:`append_checked`) to the child; return its ticket, for
+        :meth:`receive`. Batches are sequenced in the order they are sent."""
+        self._check(records, verified, render, signer)
+        flags = [True] * len(records) if render is None else list(render)
+        message = ([r.encode() for r in records], list(verified), flags, max_age_s)
         with self._lock:
-            conn = self._ensure()
+            conn, process = self._ensure()
             try:
-                flags = [True] * len(records) if render is None else list(render)
-                conn.send(([r.encode() for r in records], list(verified), flags, max_age_s))
-                message: Any = conn.recv()
-            except (EOFError, OSError) as e:
-                code = self._process.exitcode if self._process is not None else None
+                conn.send(message)
+            except (OSError, ValueError) as e:  # the child is gone
+                code = process.exitcode
                 self._stop_child()
                 raise StorageUnavailableError(
-                    f"the sequencing process stopped (exit code {code}) during a batch; "
-                    "whether it committed is unknown: submit again (it is safe)"
+                    f"the sequencing process stopped (exit code {code}); submit again"
                 ) from e
-        if message[0] == "ok":
-            results: list[Appended | Rejected] = message[1]
+            ticket = next(self._tickets)
+            with self._sent_lock:
+                self._sent.append((ticket, conn, process))
+        return ticket
+
+    def receive(self, ticket: int) -> list[Appended | Rejected]:
+        """The results of the batch sent as ``ticket``, once the child committed it.
+
+        Answers come in the order the batches were sent; one read for an earlier
+        ticket is kept for its own waiter. If the child dies, each batch it had not
+        answered fails with StorageUnavailableError (whether it committed is unknown,
+        and resubmitting is safe); the next batch sent starts a new child.
+        """
+        with self._read_lock:
+            while ticket not in self._answers:
+                with self._sent_lock:
+                    if not self._sent:
+                        raise ValueError(f"no batch {ticket} is waiting for its answer")
+                    t, conn, process = self._sent.popleft()
+                    self._reading = conn
+                try:
+                    answer: Any = conn.recv()
+                except (EOFError, OSError):
+                    process.join(5)
+                    answer = StorageUnavailableError(
+                        f"the sequencing process stopped (exit code {process.exitcode}) "
+                        "during a batch; whether it committed is unknown: submit again "
+                        "(it is safe)"
+                    )
+                self._answers[t] = answer
+                with self._sent_lock:
+                    self._reading = None
+                self._release(conn)
+            answer = self._answers.pop(ticket)
+        if isinstance(answer, Exception):
+            raise answer
+        if answer[0] == "ok":
+            results: list[Appended | Rejected] = answer[1]
             return results
-        raise _error(message[1], message[2])
+        raise _error(answer[1], answer[2])
+
+    def _release(self, conn: Connection) -> None:
+        """Close the pipe of a replaced child once nothing waits on it any more."""
+        with self._sent_lock:
+            waiting = conn is self._reading or any(c is conn for _, c, _ in self._sent)
+        if not waiting and conn is not self._conn:
+            conn.close()
 
     def _stop_child(self) -> None:
         process, conn = self._process, self._conn
@@ -310,7 +449,10 @@ class ProcessAppender:
         if conn is not None:
             with contextlib.suppress(OSError):
                 conn.send(None)
-            conn.close()
+            with self._sent_lock:
+                waiting = conn is self._reading or any(c is conn for _, c, _ in self._sent)
+            if not waiting:  # else receive() reads what the child still answers
+                conn.close()
         if process is not None:
             process.join(30)
             if process.is_alive():
@@ -319,7 +461,7 @@ class ProcessAppender:
                 process.join()
 
     def close(self) -> None:
-        """Stop the child after its current batch."""
+        """Stop the child after the batches it was sent."""
         with self._lock:
             self._stop_child()
 

@@ -84,6 +84,32 @@ class CheckingAppender(BatchAppender, Protocol):
     ) -> list[Appended | Rejected]: ...
 
 
+@runtime_checkable
+class PipelinedAppender(CheckingAppender, Protocol):
+    """A :class:`CheckingAppender` that takes a batch before the previous one is
+    answered (:class:`api.appender.ProcessAppender`): ``send`` returns a ticket,
+    ``receive(ticket)`` the results after the commit; batches are sequenced in the
+    order sent."""
+
+    pipelined: bool
+
+    def send(
+        self,
+        records: Sequence[SignedRecord],
+        verified: Sequence[bool],
+        *,
+        signer: CheckpointSigner,
+        max_age_s: int | None = DEFAULT_MAX_AGE_S,
+        render: Sequence[bool] | None = None,
+    ) -> int: ...
+
+    def receive(self, ticket: int) -> list[Appended | Rejected]: ...
+
+
+#: Batches a pipelined appender may hold at once (sent, not yet answered).
+PIPELINE_DEPTH = 4
+
+
 class OverloadedError(Exception):
     """The queue is full: the client should retry after ``retry_after_s`` seconds."""
 
@@ -230,6 +256,13 @@ class Sequencer:
         # Once: isinstance with a runtime-checkable Protocol costs ~17 us, and the
         # route asks for every record.
         self._checker = storage if isinstance(storage, CheckingAppender) else None
+        self._pipe = (
+            storage if isinstance(storage, PipelinedAppender) and storage.pipelined else None
+        )
+        self._receiver: threading.Thread | None = None
+        self._in_flight: deque[tuple[list[_Part], int, float] | None] = deque()
+        self._in_flight_cond = threading.Condition()
+        self._slots = threading.BoundedSemaphore(PIPELINE_DEPTH)
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -238,7 +271,18 @@ class Sequencer:
             if self._thread is not None:
                 raise RuntimeError("the sequencer is already running")
             self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
+            if self._pipe is not None:
+                self._thread = threading.Thread(
+                    target=self._run_sender, name="ledger-sequencer", daemon=True
+                )
+                self._receiver = threading.Thread(
+                    target=self._run_receiver, name="ledger-sequencer-answers", daemon=True
+                )
+                self._receiver.start()
+            else:
+                self._thread = threading.Thread(
+                    target=self._run, name="ledger-sequencer", daemon=True
+                )
             self._thread.start()
         return self
 
@@ -252,6 +296,12 @@ class Sequencer:
             thread.join(timeout)
             if thread.is_alive():
                 logger.error("the sequencer did not finish its queue within %s s", timeout)
+        receiver = self._receiver
+        if receiver is not None:  # the sender told it to stop after the last answer
+            receiver.join(timeout)
+            if receiver.is_alive():
+                logger.error("the sequencer's answers did not all come within %s s", timeout)
+            self._receiver = None
         with self._cond:
             self._thread = None
             left = list(self._parts)
@@ -438,30 +488,89 @@ class Sequencer:
                 results = self.storage.append_batch(
                     records, signer=self.signer, max_age_s=self.max_age_s
                 )
-            if len(results) != len(records):  # pragma: no cover - storage contract
-                raise StorageError("the storage answered the wrong number of results")
-            appended = [r for r in results if isinstance(r, Appended)]
-            if appended and self.on_commit is not None:
-                last = appended[0]
-                self.on_commit(last.tree_size, last.checkpoint)
+            self._committed(len(records), results)
         except Exception as e:
-            logger.error("could not sequence a batch of %d records: %s", len(records), e)
-            wakes: _Wakes = {}
-            for part in parts:
-                if part.job.many:
-                    unavailable = Rejected(
-                        "unavailable", f"not sequenced: {e}; submit again (it is safe)"
-                    )
-                    _deliver(part, [unavailable] * len(part.records), wakes)
-                else:
-                    part.job.finish(None, e, wakes)
-            for loop, items in wakes.items():
-                _wake(loop, items)
+            _fail(parts, e)
             return
-        seconds = time.perf_counter() - start
+        self._finish(parts, results, time.perf_counter() - start)
+
+    # --- pipelined: a sender and a receiver thread ----------------------------------
+
+    def _run_sender(self) -> None:
+        """Send each batch as it forms, up to PIPELINE_DEPTH waiting for answers: the
+        child then finds the next batches waiting when it commits one, and sequences
+        them together, instead of idling while this process, busy with HTTP, wakes
+        this thread, answers and sends again."""
+        assert self._pipe is not None
+        try:
+            while True:
+                self._slots.acquire()
+                parts = self._take_batch()
+                if parts is None:
+                    self._slots.release()
+                    return
+                records = [r for part in parts for r in part.records]
+                start = time.perf_counter()
+                try:
+                    ticket = self._pipe.send(
+                        records,
+                        [part.verified for part in parts for _ in part.records],
+                        signer=self.signer,
+                        max_age_s=self.max_age_s,
+                        render=[not part.job.many for part in parts for _ in part.records],
+                    )
+                except Exception as e:
+                    self._slots.release()
+                    _fail(parts, e)
+                    continue
+                with self._in_flight_cond:
+                    self._in_flight.append((parts, ticket, start))
+                    self._in_flight_cond.notify()
+        finally:
+            with self._in_flight_cond:
+                self._in_flight.append(None)  # the receiver stops after what was sent
+                self._in_flight_cond.notify()
+
+    def _run_receiver(self) -> None:
+        assert self._pipe is not None
+        while True:
+            with self._in_flight_cond:
+                while not self._in_flight:
+                    self._in_flight_cond.wait()
+                item = self._in_flight.popleft()
+            if item is None:
+                return
+            parts, ticket, start = item
+            try:
+                results = self._pipe.receive(ticket)
+                self._committed(sum(len(p.records) for p in parts), results)
+            except Exception as e:
+                _fail(parts, e)
+                continue
+            finally:
+                self._slots.release()
+            try:
+                self._finish(parts, results, time.perf_counter() - start)
+            except BaseException as e:  # pragma: no cover - _finish handles its errors
+                logger.exception("sequencer failure")
+                for part in parts:
+                    part.job.finish(None, e, None)
+
+    # --- both --------------------------------------------------------------------------
+
+    def _committed(self, n: int, results: Sequence[Result]) -> None:
+        """Check the storage's answer and run ``on_commit``, before anyone is answered."""
+        if len(results) != n:  # pragma: no cover - storage contract
+            raise StorageError("the storage answered the wrong number of results")
+        appended = [r for r in results if isinstance(r, Appended)]
+        if appended and self.on_commit is not None:
+            last = appended[0]
+            self.on_commit(last.tree_size, last.checkpoint)
+
+    def _finish(self, parts: list[_Part], results: Sequence[Result], seconds: float) -> None:
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
         pos = 0
-        wakes = {}
+        wakes: _Wakes = {}
         for part in parts:
             _deliver(part, results[pos : pos + len(part.records)], wakes)
             pos += len(part.records)
@@ -472,6 +581,22 @@ class Sequencer:
                 self.on_batch(_report(results, seconds))
             except Exception:
                 logger.exception("on_batch failed")
+
+
+def _fail(parts: list[_Part], e: Exception) -> None:
+    """Answer a batch that could not be sequenced: a bulk import's records one by one
+    (other batches of it may have committed), a single submitter with the error."""
+    n = sum(len(p.records) for p in parts)
+    logger.error("could not sequence a batch of %d records: %s", n, e)
+    wakes: _Wakes = {}
+    for part in parts:
+        if part.job.many:
+            unavailable = Rejected("unavailable", f"not sequenced: {e}; submit again (it is safe)")
+            _deliver(part, [unavailable] * len(part.records), wakes)
+        else:
+            part.job.finish(None, e, wakes)
+    for loop, items in wakes.items():
+        _wake(loop, items)
 
 
 def _report(results: Sequence[Result], seconds: float) -> BatchReport:
@@ -504,6 +629,7 @@ __all__ = [
     "CheckingAppender",
     "Overloaded",
     "OverloadedError",
+    "PipelinedAppender",
     "Result",
     "Sequencer",
     "SequencerStopped",

@@ -6,17 +6,21 @@ from __future__ import annotations
 import base64
 import os
 import signal
+from multiprocessing import Pipe
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ORIGIN
+from logfactory import private_key
 from starlette.responses import JSONResponse
 from test_api_support import Api, check_receipt, now_maker, running_api
 
-from api.appender import ProcessAppender, _append
+from api.appender import ProcessAppender, _append, _serve, _take
 from api.server import PublishedCheckpoint
 from api.storage.base import Appended, Rejected, StorageUnavailableError
+from api.storage.sql import SqlStorage
+from keys.signer import NoteSigner
 from ledger.checkpoint import parse_checkpoint_text
 from ledger.note import parse_note, parse_vkey
 from ledger.receipt import Receipt, parse_receipt, verify_receipt
@@ -113,7 +117,7 @@ def test_a_child_that_dies_mid_batch_fails_that_batch_only(
         reg_a = m.register("a")
         first = api.submit(reg_a)
         appender = _appender(api)
-        conn = appender._ensure()
+        conn, _ = appender._ensure()
         pid = appender._process.pid if appender._process is not None else None
         conn.send("not a batch")  # the child cannot unpack it and dies
         with pytest.raises(StorageUnavailableError, match="submit again"):
@@ -261,3 +265,78 @@ def test_only_single_submissions_get_a_rendered_answer(database_url: str, tmp_pa
                 signer=api.service.note_signer,
                 render=[True, False],
             )
+
+
+def test_batches_sent_ahead_are_answered_in_order(database_url: str, tmp_path: Path) -> None:
+    """Several batches sent before any answer: each ticket gets its own results, in
+    the order sent, whichever ticket is asked for first."""
+    with running_api(database_url, tmp_path / "data") as api:
+        appender, signer = _appender(api), api.service.note_signer
+        m = now_maker()
+        batches = [[m.register(f"{i}{x}") for x in "ab"] for i in range(4)]
+        tickets = [appender.send(b, [False, False], signer=signer, max_age_s=None) for b in batches]
+        order = [2, 0, 3, 1]
+        got = {t: appender.receive(tickets[t]) for t in order}
+        indexes = [r.index for t in range(4) for r in got[t] if isinstance(r, Appended)]
+        assert indexes == list(range(8))
+        with pytest.raises(ValueError, match="waiting for its answer"):
+            appender.receive(tickets[0])
+
+
+def test_the_child_sequences_waiting_batches_together(tmp_path: Path) -> None:
+    """Batches already waiting on the pipe make one transaction (one checkpoint), and
+    each is answered with its own results; a different max_age_s is not merged."""
+    storage = SqlStorage(f"sqlite:///{tmp_path / 'l.db'}", origin=ORIGIN)
+    signer = NoteSigner(private_key("log"), ORIGIN)
+    storage.init_log(signer)
+    m = now_maker()
+    ours, theirs = Pipe()
+    msgs = [
+        ([m.register(f"{i}{x}").encode() for x in "abc"], [False] * 3, [False] * 3, None)
+        for i in range(3)
+    ]
+    msgs.append(([m.register("z").encode()], [False], [False], 3600))
+    for msg in msgs:
+        ours.send(msg)
+    published: list[int] = []
+    taken = _take(theirs)
+    assert len(taken) == 4  # the last is taken, then sequenced apart
+    _serve(theirs, taken, storage, signer, lambda size, _cp: published.append(size))
+    answers = [ours.recv() for _ in msgs]
+    assert [a[0] for a in answers] == ["ok"] * 4
+    assert [[r.index for r in a[1]] for a in answers] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert {r.tree_size for a in answers[:3] for r in a[1]} == {9}
+    assert answers[3][1][0].tree_size == 10
+    assert published == [9, 10]
+    ours.send("not a batch")
+    with pytest.raises(RuntimeError, match="not a batch message"):
+        _take(theirs)
+    ours.send(None)
+    assert _take(theirs) == [None]
+    storage.close()
+
+
+def test_a_child_that_dies_fails_every_batch_it_had(database_url: str, tmp_path: Path) -> None:
+    """Two batches sent to a child that dies before answering: both fail (whether
+    they committed is unknown to their submitters), and the next batch starts a new
+    child that continues the same log."""
+    with running_api(database_url, tmp_path / "data") as api:
+        appender, signer = _appender(api), api.service.note_signer
+        m = now_maker()
+        api.submit(m.register("a"))
+        _, process = appender._ensure()
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGSTOP)  # alive, so both go to this child
+        try:
+            tickets = [
+                appender.send([m.register(x)], [False], signer=signer, max_age_s=None) for x in "bc"
+            ]
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+        for t in tickets:
+            with pytest.raises(StorageUnavailableError, match="submit again"):
+                appender.receive(t)
+        doc = api.submit(m.register("d"))
+        assert doc["index"] == 1
+        assert appender._process is not None and appender._process.pid != process.pid
+        assert check_receipt(api, doc["receipt"], _entry(doc), 1) == 2
