@@ -77,7 +77,7 @@ from api.storage.models import (
     STATEMENTS,
     TALLIES,
 )
-from api.storage.txstate import TxHashes, TxState, chunks, insert_rows
+from api.storage.txstate import TxHashes, TxState, chunks, insert_rows, select_in
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.encoding import b64encode
 from ledger.entry import Entry, parse_entry
@@ -386,12 +386,9 @@ class SqlStorage:
             ids = list(dict.fromkeys(r.record_id for r in records))
             logged: dict[bytes, tuple[int, bytes]] = {}
             for chunk in chunks(ids):
-                for r in conn.execute(
-                    select(ENTRIES.c.record_id, ENTRIES.c.idx, ENTRIES.c.leaf_hash).where(
-                        ENTRIES.c.record_id.in_(chunk)
-                    )
-                ):
-                    logged[bytes(r.record_id)] = (r.idx, bytes(r.leaf_hash))
+                cols = ("record_id", "idx", "leaf_hash")
+                for r in select_in(conn, ENTRIES, cols, "record_id", chunk):
+                    logged[bytes(r[0])] = (r[1], bytes(r[2]))
             state = TxState(conn)
             state.prefetch(r for r in records if r.record_id not in logged)
             hashes = TxHashes(conn, head.size)

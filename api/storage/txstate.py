@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Table
 
 from api.storage.base import StorageError
 from api.storage.models import AUTHORS, HASHES, KEYS, PAIRS, SIGNATORIES, STATEMENTS, TALLIES
@@ -55,6 +55,57 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     conn.exec_driver_sql(sql, [tuple(r[c] for c in columns) for r in rows])
 
 
+def _marks(conn: Connection, sql: str) -> str:
+    """``sql`` written with ``?`` placeholders, in the driver's own style."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+@functools.lru_cache(maxsize=256)
+def _select_in(table: Table, columns: tuple[str, ...], key: str, n: int) -> str:
+    """``SELECT columns FROM table WHERE key IN (?, ... n times)`` (names from the table)."""
+    cols = ", ".join(f'"{table.c[c].name}"' for c in columns)
+    marks = ", ".join(["?"] * n)
+    return f'SELECT {cols} FROM "{table.name}" WHERE "{table.c[key].name}" IN ({marks})'  # noqa: S608
+
+
+def select_in(
+    conn: Connection, table: Table, columns: tuple[str, ...], key: str, values: Sequence[Any]
+) -> list[Any]:
+    """The rows of ``table`` whose ``key`` is one of ``values`` (at most CHUNK of them).
+
+    Through the driver, as :func:`insert_rows`: SQLAlchemy's expanding IN costs
+    about 300 us a query of 47 values here, against 50 for the same statement sent
+    as it is. The values are bound parameters, the names the table's own.
+    """
+    sql = _marks(conn, _select_in(table, columns, key, len(values)))
+    return list(conn.exec_driver_sql(sql, tuple(values)).fetchall())
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``sql`` (``?`` placeholders, names from the models) once per row, one executemany."""
+    if rows:
+        conn.exec_driver_sql(_marks(conn, sql), list(rows))
+
+
+def _update_sql(
+    table: Table, columns: Sequence[str], where: Sequence[str], add: bool = False
+) -> str:
+    """``UPDATE table SET c = ? ... WHERE w = ? AND ...`` (``c = c + ?`` if ``add``),
+    with the table's own names."""
+    names = [f'"{table.c[c].name}"' for c in columns]
+    sets = ", ".join(f"{n} = {n} + ?" if add else f"{n} = ?" for n in names)
+    cond = " AND ".join(f'"{table.c[w].name}" = ?' for w in where)
+    return f'UPDATE "{table.name}" SET {sets} WHERE {cond}'  # noqa: S608
+
+
+_UPDATE_SIGNATORY = _update_sql(SIGNATORIES, ["current_key", "active"], ["id"])
+_UPDATE_KEY = _update_sql(KEYS, ["revoked"], ["key_hash"])
+_UPDATE_PAIR = _update_sql(
+    PAIRS, ["active", "last_signed_at", "idx", "comment"], ["signatory", "statement"]
+)
+_ADD_TO_TALLY = _update_sql(TALLIES, ["count"], ["statement", "kind"], add=True)
+
+
 @dataclass(slots=True)
 class _Sig:
     kind: str
@@ -89,32 +140,30 @@ class _Pair:
 
 
 @functools.lru_cache(maxsize=PAIR_CHUNK)
-def _pairs_query(n: int) -> Select[Any]:
+def _pairs_sql(n: int) -> str:
     """The endorsement pairs (s0, t0) ... (s<n-1>, t<n-1>), as bound parameters.
 
     An OR of (signatory = ? AND statement = ?): SQLite searches the primary key for
     each term, where a row-value IN list would scan the table. Built once per length
-    (building it is costly) and cached; n stays well under SQLite's expression depth
-    limit (1,000).
+    and cached; n stays well under SQLite's expression depth limit (1,000).
     """
     t = PAIRS
-    return select(
-        t.c.signatory,
-        t.c.statement,
-        t.c.active,
-        t.c.last_signed_at,
-        t.c.idx,
-        t.c.kind,
-        t.c.country,
-        t.c.comment,
-    ).where(
-        or_(
-            *(
-                and_(t.c.signatory == bindparam(f"s{i}"), t.c.statement == bindparam(f"t{i}"))
-                for i in range(n)
-            )
+    cols = ", ".join(
+        f'"{t.c[c].name}"'
+        for c in (
+            "signatory",
+            "statement",
+            "active",
+            "last_signed_at",
+            "idx",
+            "kind",
+            "country",
+            "comment",
         )
     )
+    sig, st = t.c.signatory.name, t.c.statement.name
+    terms = " OR ".join([f'("{sig}" = ? AND "{st}" = ?)'] * n)
+    return f'SELECT {cols} FROM "{t.name}" WHERE {terms}'  # noqa: S608
 
 
 class TxState:
@@ -144,50 +193,38 @@ class TxState:
         for chunk in chunks(todo):
             for i in chunk:
                 self.sigs[i] = None
-            t = SIGNATORIES
-            rows = self.conn.execute(
-                select(t.c.id, t.c.kind, t.c.country, t.c.current_key, t.c.active).where(
-                    t.c.id.in_(chunk)
-                )
-            )
-            for r in rows:
-                self.sigs[bytes(r.id)] = _Sig(r.kind, r.country, bytes(r.current_key), r.active)
+            cols = ("id", "kind", "country", "current_key", "active")
+            for r in select_in(self.conn, SIGNATORIES, cols, "id", chunk):
+                self.sigs[bytes(r[0])] = _Sig(r[1], r[2], bytes(r[3]), bool(r[4]))
 
     def _load_keys(self, hashes: Iterable[bytes]) -> None:
         todo = [h for h in set(hashes) if h not in self.keys]
         for chunk in chunks(todo):
             for h in chunk:
                 self.keys[h] = None
-            t = KEYS
-            rows = self.conn.execute(
-                select(t.c.key_hash, t.c.signatory, t.c.public_key, t.c.revoked, t.c.idx).where(
-                    t.c.key_hash.in_(chunk)
-                )
-            )
-            for r in rows:
-                self.keys[bytes(r.key_hash)] = _Key(
-                    bytes(r.signatory), bytes(r.public_key), r.revoked, r.idx
-                )
+            cols = ("key_hash", "signatory", "public_key", "revoked", "idx")
+            for r in select_in(self.conn, KEYS, cols, "key_hash", chunk):
+                self.keys[bytes(r[0])] = _Key(bytes(r[1]), bytes(r[2]), bool(r[3]), r[4])
 
     def _load_statements(self, ids: Iterable[bytes]) -> None:
         todo = [i for i in set(ids) if i not in self.stmts]
         for chunk in chunks(todo):
             for i in chunk:
                 self.stmts[i] = False
-            rows = self.conn.execute(select(STATEMENTS.c.id).where(STATEMENTS.c.id.in_(chunk)))
-            for r in rows:
-                self.stmts[bytes(r.id)] = True
+            for r in select_in(self.conn, STATEMENTS, ("id",), "id", chunk):
+                self.stmts[bytes(r[0])] = True
 
     def _load_pairs(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
         todo = [p for p in set(pairs) if p not in self.pairs]
         for chunk in chunks(todo, PAIR_CHUNK):
-            params: dict[str, bytes] = {}
-            for i, p in enumerate(chunk):
+            params: list[bytes] = []
+            for p in chunk:
                 self.pairs[p] = None
-                params[f"s{i}"], params[f"t{i}"] = p
-            for r in self.conn.execute(_pairs_query(len(chunk)), params):
-                self.pairs[(bytes(r.signatory), bytes(r.statement))] = _Pair(
-                    r.active, r.last_signed_at, r.idx, r.kind, r.country, r.comment
+                params.extend(p)
+            sql = _marks(self.conn, _pairs_sql(len(chunk)))
+            for r in self.conn.exec_driver_sql(sql, tuple(params)):
+                self.pairs[(bytes(r[0]), bytes(r[1]))] = _Pair(
+                    bool(r[2]), r[3], r[4], r[5], r[6], r[7]
                 )
 
     def prefetch(self, records: Iterable[SignedRecord]) -> None:
@@ -407,48 +444,26 @@ class TxState:
             (PAIRS, new_pairs),
         ):
             insert_rows(conn, table, rows)
-        if upd_sigs:
-            t = SIGNATORIES
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"))
-                .values(current_key=bindparam("b_key"), active=bindparam("b_active")),
-                upd_sigs,
-            )
-        if upd_keys:
-            t = KEYS
-            conn.execute(
-                update(t)
-                .where(t.c.key_hash == bindparam("b_hash"))
-                .values(revoked=bindparam("b_revoked")),
-                upd_keys,
-            )
-        if upd_pairs:
-            t = PAIRS
-            conn.execute(
-                update(t)
-                .where(
-                    and_(t.c.signatory == bindparam("b_sig"), t.c.statement == bindparam("b_st"))
-                )
-                .values(
-                    active=bindparam("b_active"),
-                    last_signed_at=bindparam("b_at"),
-                    idx=bindparam("b_idx"),
-                    comment=bindparam("b_comment"),
-                ),
-                upd_pairs,
-            )
-        deltas = [
-            {"b_st": st, "b_kind": k, "b_delta": d} for (st, k), d in self.tally_delta.items() if d
-        ]
-        if deltas:
-            t = TALLIES
-            conn.execute(
-                update(t)
-                .where(and_(t.c.statement == bindparam("b_st"), t.c.kind == bindparam("b_kind")))
-                .values(count=t.c.count + bindparam("b_delta")),
-                deltas,
-            )
+        # Updates through the driver, one executemany each (as insert_rows).
+        execute_many(
+            conn,
+            _UPDATE_SIGNATORY,
+            [(u["b_key"], u["b_active"], u["b_id"]) for u in upd_sigs],
+        )
+        execute_many(conn, _UPDATE_KEY, [(u["b_revoked"], u["b_hash"]) for u in upd_keys])
+        execute_many(
+            conn,
+            _UPDATE_PAIR,
+            [
+                (u["b_active"], u["b_at"], u["b_idx"], u["b_comment"], u["b_sig"], u["b_st"])
+                for u in upd_pairs
+            ],
+        )
+        execute_many(
+            conn,
+            _ADD_TO_TALLY,
+            [(d, st, k) for (st, k), d in self.tally_delta.items() if d],
+        )
         self.sigs.clear()
         self.keys.clear()
         self.stmts.clear()
@@ -479,11 +494,8 @@ class TxHashes:
 
     def _fetch(self, indexes: Sequence[int]) -> None:
         for chunk in chunks(list(indexes)):
-            rows = self.conn.execute(
-                select(HASHES.c.id, HASHES.c.hash).where(HASHES.c.id.in_(chunk))
-            )
-            for r in rows:
-                self.cache[r.id] = bytes(r.hash)
+            for r in select_in(self.conn, HASHES, ("id", "hash"), "id", chunk):
+                self.cache[r[0]] = bytes(r[1])
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         missing = [i for i in indexes if i not in self.cache]
@@ -502,4 +514,4 @@ class TxHashes:
             self.new.append({"id": first + i, "hash": h})
 
 
-__all__ = ["CHUNK", "TxHashes", "TxState", "chunks", "insert_rows"]
+__all__ = ["CHUNK", "TxHashes", "TxState", "chunks", "execute_many", "insert_rows", "select_in"]
