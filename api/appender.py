@@ -13,8 +13,11 @@ time waiting for its turn, not working.
 :class:`ProcessAppender` is a drop-in ``append_batch`` for the sequencer that runs
 the batch in a child process with its own interpreter (and GIL), its own database
 connection and its own copy of the log key (loaded from the same settings as the
-parent's). The parent's sequencer thread then blocks once per batch, in one pipe
-read, with the GIL released.
+parent's). The parent sends each batch as it forms (:meth:`ProcessAppender.send`,
+up to ``api.sequencer.PIPELINE_DEPTH`` unanswered) and reads the answers in order
+(:meth:`ProcessAppender.receive`), blocking in a pipe read with the GIL released;
+the child sequences the batches already waiting on its pipe in one transaction
+(``_take``: same ``max_age_s``, up to ``MERGE_MAX_RECORDS``), and answers each.
 
 The child receives a batch as the records' canonical bytes, parses them again
 (strictly; the parent parsed them and checked their signers, ``ledger.records.

@@ -3,7 +3,9 @@
 The route parses a record strictly and checks its signatures
 (``ledger.records.verify_signatures``), then hands it to :meth:`Sequencer.submit`
 (or :meth:`Sequencer.submit_async` from async code). One background thread takes
-records from a bounded queue and sequences them in batches of up to
+records from a bounded queue (with a pipelined storage, ``api.appender``, it sends
+each batch as it forms and a second thread reads the answers in order) and
+sequences them in batches of up to
 ``batch_max_records`` records, waiting at most ``batch_max_ms`` for a batch to fill
 after its first record arrived; while a batch is being committed the next one fills
 up by itself, so batches grow with the load. Each batch is one storage transaction
