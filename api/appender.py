@@ -427,9 +427,10 @@ class ProcessAppender:
                         "during a batch; whether it committed is unknown: submit again "
                         "(it is safe)"
                     )
+                finally:  # whatever the read raised, the pipe is no longer being read
+                    with self._sent_lock:
+                        self._reading = None
                 self._answers[t] = answer
-                with self._sent_lock:
-                    self._reading = None
                 self._release(conn)
             answer = self._answers.pop(ticket)
         if isinstance(answer, Exception):
