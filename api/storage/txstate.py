@@ -50,9 +50,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = list(rows[0])
     # Names come from the table's own columns (a KeyError for any other): never from data.
     names = ", ".join(f'"{table.c[c].name}"' for c in columns)
-    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
+    marks = ", ".join(["?"] * len(columns))
     sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
-    conn.exec_driver_sql(sql, [tuple(r[c] for c in columns) for r in rows])
+    conn.exec_driver_sql(_marks(conn, sql), [tuple(r[c] for c in columns) for r in rows])
 
 
 def _marks(conn: Connection, sql: str) -> str:
