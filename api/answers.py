@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ledger.encoding import b64encode
+from ledger.core.encoding import b64encode
 
 
 def accepted_document(

@@ -20,7 +20,7 @@ the child sequences the batches already waiting on its pipe in one transaction
 (``_take``: same ``max_age_s``, up to ``MERGE_MAX_RECORDS``), and answers each.
 
 The child receives a batch as the records' canonical bytes, parses them again
-(strictly; the parent parsed them and checked their signers, ``ledger.records.
+(strictly; the parent parsed them and checked their signers, ``ledger.core.records.
 check_signers``) and checks their Ed25519 signatures (``verify_signatures``): that
 work is off the parent's GIL too, and a record that fails answers ``Rejected``
 with the error's code, as the parent's own check would. It appends the valid ones with
@@ -71,10 +71,10 @@ from api.storage.base import (
     StorageUnavailableError,
 )
 from api.storage.sql import SqlStorage, rejected
-from ledger.errors import LedgerError
-from ledger.receipt import Receipt
-from ledger.records import SignedRecord, parse_record, verify_signatures
-from ledger.rules import DEFAULT_MAX_AGE_S
+from ledger.core.errors import LedgerError
+from ledger.core.receipt import Receipt
+from ledger.core.records import SignedRecord, parse_record, verify_signatures
+from ledger.core.rules import DEFAULT_MAX_AGE_S
 
 logger = logging.getLogger("api.appender")
 

@@ -40,7 +40,7 @@ from starlette.responses import Response
 
 from api.sequencer import Overloaded, SequencerStopped
 from api.storage.base import StorageError
-from ledger.errors import LedgerError, TooLargeError, VerificationError
+from ledger.core.errors import LedgerError, TooLargeError, VerificationError
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:endorsement-ledger:problem:"
@@ -73,7 +73,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "overloaded": 503,
     "unavailable": 503,
     "internal_error": 500,
-    # Records: format and signatures (ledger.records)
+    # Records: format and signatures (ledger.core.records)
     "missing_signature": 422,
     "extra_signature": 422,
     "bad_signature": 422,
@@ -82,7 +82,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "verification_failed": 422,
     "bad_proof": 422,
     "root_mismatch": 422,
-    # Records: semantic rules (ledger.rules, docs/spec.md)
+    # Records: semantic rules (ledger.core.rules, docs/spec.md)
     "wrong_log": 422,
     "clock_skew": 422,
     "too_old": 422,

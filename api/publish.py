@@ -10,12 +10,12 @@ https://c2sp.org/tlog-tiles)::
     tile/entries/<N>[.p/<W>]    entry bundles
 
 Each file holds exactly the bytes ``GET /checkpoint`` and ``GET /tile/...`` answer:
-they are made by the same functions (``ledger.tiles.read_tile_data`` over the stored
-hashes, ``ledger.tiles.encode_bundle`` over the stored entries, the head's
+they are made by the same functions (``ledger.core.tiles.read_tile_data`` over the stored
+hashes, ``ledger.core.tiles.encode_bundle`` over the stored entries, the head's
 checkpoint verbatim). Any static web server, CDN or object store can then serve the
 log, and ``ledger mirror`` or ``ledger-verify`` read it as they read the service.
 
-Writing is :class:`ledger.mirror.LayoutWriter`'s crash-safe order, the mirror's:
+Writing is :class:`ledger.mirror.sync.LayoutWriter`'s crash-safe order, the mirror's:
 new tiles and bundles first (each a temporary file, fsynced, renamed; then the
 directories fsynced), the checkpoint last, then the partial files that full ones
 replaced. A crash at any point leaves DIR serving a consistent checkpoint (the old
@@ -37,11 +37,11 @@ import threading
 from pathlib import Path
 
 from api.storage.base import Storage
-from ledger import merkle, tiles
-from ledger.checkpoint import Checkpoint, parse_checkpoint_text
-from ledger.errors import LedgerError
-from ledger.mirror import DIR_MODE, LayoutWriter, clean_staging, new_paths
-from ledger.note import parse_note
+from ledger.core import merkle, tiles
+from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
+from ledger.core.errors import LedgerError
+from ledger.core.note import parse_note
+from ledger.mirror.sync import DIR_MODE, LayoutWriter, clean_staging, new_paths
 
 logger = logging.getLogger("api.publish")
 

@@ -1,7 +1,7 @@
 """The sequencer: submitted records are queued, then sequenced in batches.
 
 The route parses a record strictly and checks its signatures
-(``ledger.records.verify_signatures``), then hands it to :meth:`Sequencer.submit`
+(``ledger.core.records.verify_signatures``), then hands it to :meth:`Sequencer.submit`
 (or :meth:`Sequencer.submit_async` from async code). One background thread takes
 records from a bounded queue (with a pipelined storage, ``api.appender``, it sends
 each batch as it forms and a second thread reads the answers in order) and
@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from api.storage.base import Appended, CheckpointSigner, Rejected, StorageError
-from ledger.records import SignedRecord
-from ledger.rules import DEFAULT_MAX_AGE_S
+from ledger.core.records import SignedRecord
+from ledger.core.rules import DEFAULT_MAX_AGE_S
 
 logger = logging.getLogger("api.sequencer")
 
@@ -378,7 +378,7 @@ class Sequencer:
         All the records are queued together or not at all (Overloaded); at most
         ``queue_size`` records per call. They are sequenced in order, in one or more
         batches. ``verified``: the caller checked every record's signatures
-        (``ledger.records.verify_signatures``), so a storage that checks them itself
+        (``ledger.core.records.verify_signatures``), so a storage that checks them itself
         (:attr:`verifies_signatures`) may skip them.
         """
         if len(records) > self.queue_size:

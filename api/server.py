@@ -56,10 +56,10 @@ from api.storage.sql import SqlStorage
 from keys.errors import KeysError
 from keys.logkey import load_or_create_log_key
 from keys.signer import NoteSigner, Signer
-from ledger import merkle
-from ledger.checkpoint import open_checkpoint, parse_checkpoint_text
-from ledger.errors import LedgerError
-from ledger.note import parse_note, parse_vkey
+from ledger.core import merkle
+from ledger.core.checkpoint import open_checkpoint, parse_checkpoint_text
+from ledger.core.errors import LedgerError
+from ledger.core.note import parse_note, parse_vkey
 
 logger = logging.getLogger("api.server")
 

@@ -26,8 +26,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ledger.records import MAX_RECORD_SIZE
-from ledger.rules import DEFAULT_MAX_AGE_S
+from ledger.core.records import MAX_RECORD_SIZE
+from ledger.core.rules import DEFAULT_MAX_AGE_S
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -6,7 +6,7 @@ Two appends are measured at log sizes of 10,000, 100,000 and 1,000,000 entries
 (10,000 and 50,000 with --quick), each as the cost of the *next* K appends after
 growing the log to that size:
 
-* the Merkle append alone: ``ledger.merkle.stored_hashes_for_append`` over an
+* the Merkle append alone: ``ledger.core.merkle.stored_hashes_for_append`` over an
   in-memory list of stored hashes (the reads of an append are O(log n));
 * the storage append: ``SqlStorage.append_batch`` on SQLite (a file, WAL,
   synchronous=FULL), batches of 256 signed endorsements, one commit and one
@@ -36,8 +36,8 @@ from api.storage.base import Appended
 from api.storage.sql import SqlStorage
 from bench.rows import row
 from keys.signer import NoteSigner
-from ledger.merkle import leaf_hash, stored_hashes_for_append
-from ledger.records import (
+from ledger.core.merkle import leaf_hash, stored_hashes_for_append
+from ledger.core.records import (
     Endorsement,
     Kind,
     RecordSignature,

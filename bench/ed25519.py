@@ -5,7 +5,7 @@
 Both sides verify the same (key, message, signature) set: a few keys, each signing
 many 384-byte messages (record bodies), as in a log where a key signs many records.
 The raw side calls ``Ed25519PublicKey.verify`` on key objects loaded beforehand
-(its best case); ours calls ``ledger.ed25519.verify(public_key_bytes, ...)``,
+(its best case); ours calls ``ledger.core.ed25519.verify(public_key_bytes, ...)``,
 whose key check is cached after the first use.
 
 The two sides are interleaved chunk by chunk (20 signatures), alternating which
@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger import ed25519
+from ledger.core import ed25519
 
 Item = tuple[bytes, bytes, bytes]  # public key, signature, message
 
@@ -98,7 +98,7 @@ def run(quick: bool) -> list[dict[str, object]]:
         _row("ed25519 raw cryptography", n / statistics.median(raw_times), "sigs/s",
              f"Ed25519PublicKey.verify, keys preloaded; {setting}"),
         _row("ed25519 ledger verify", n / statistics.median(our_times), "sigs/s",
-             f"ledger.ed25519.verify (acceptance rule, cached key check); {setting}"),
+             f"ledger.core.ed25519.verify (acceptance rule, cached key check); {setting}"),
         _row("ed25519 ratio ours/raw", sum(raw_chunk_min) / sum(our_chunk_min), "ratio",
              "rate ratio from each chunk's fastest round on each side; target >= 0.95; "
              f"per-round ratios: median {statistics.median(ratios):.3f}, "

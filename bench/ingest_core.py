@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, make_url, text
 from api.storage.base import Appended
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
-from ledger.records import (
+from ledger.core.records import (
     Endorsement,
     Kind,
     RecordSignature,

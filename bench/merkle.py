@@ -1,4 +1,4 @@
-"""Benchmarks of ledger.merkle and ledger.tiles.
+"""Benchmarks of ledger.core.merkle and ledger.core.tiles.
 
     python -m bench.merkle [--quick]
 
@@ -15,7 +15,7 @@ import random
 import sys
 import time
 
-from ledger.merkle import (
+from ledger.core.merkle import (
     CompactRange,
     MemoryHashStore,
     consistency_proof,
@@ -25,7 +25,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.tiles import TileHashReader, read_tile_data, tiles_for_size
+from ledger.core.tiles import TileHashReader, read_tile_data, tiles_for_size
 
 
 def _row(benchmark: str, value: float, unit: str, note: str) -> dict[str, object]:

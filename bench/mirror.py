@@ -3,7 +3,7 @@
     python -m bench.mirror [--quick]
 
 Builds a log with ``tests/logfactory.py`` and writes it as a static tlog-tiles
-directory (the source), then times :class:`ledger.mirror.Mirror` syncing it into
+directory (the source), then times :class:`ledger.mirror.sync.Mirror` syncing it into
 an empty mirror: fetching every bundle and tile, verifying all of it with the
 verifier's code (signatures in N = the number of cores processes), publishing it
 crash-safely (fsync of every file) and saving the state. 100,000 new entries
@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from bench.rows import row as _row
-from ledger.mirror import Mirror
-from ledger.source import DirectorySource
-from ledger.verify import Trust, verify_log
+from ledger.mirror.sync import Mirror
+from ledger.verify.source import DirectorySource
+from ledger.verify.verifier import Trust, verify_log
 from tests.logfactory import LogFactory
 
 #: The goal for a full sync, entries per second with verification (2 cores).

@@ -4,7 +4,7 @@
 
 At each size (10,000 only with --quick) the same random proofs are generated:
 
-* in process, by ``ledger.merkle`` over a ``MemoryHashStore`` (the stored hashes
+* in process, by ``ledger.core.merkle`` over a ``MemoryHashStore`` (the stored hashes
   in a list), over ``SqlStorage`` (SQLite, as the API reads them), and through a
   ``TileHashReader`` whose tiles are made by ``read_tile_data`` from the stored
   hashes, exactly the bytes the API serves at ``/tile/...`` (a new reader per
@@ -42,7 +42,7 @@ from pymerkle import InmemoryTree  # type: ignore[import-untyped]
 
 from api.storage.sql import SqlStorage
 from bench.append import RecordStream, grow_sqlite_log, log_signer, row
-from ledger.merkle import (
+from ledger.core.merkle import (
     MemoryHashStore,
     consistency_proof,
     inclusion_proof,
@@ -51,7 +51,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.tiles import TileHashReader, parse_tile_path, read_tile_data
+from ledger.core.tiles import TileHashReader, parse_tile_path, read_tile_data
 
 ORIGIN = "bench.example.org/proofs"
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,11 +126,11 @@ def _in_memory(size: int, count: int, rng: random.Random) -> list[dict[str, obje
     rows = [
         row(f"proof_inclusion_memory_{size}",
             _mean_us(lambda i: inclusion_proof(i, size, store), indexes), "us",
-            f"ledger.merkle, MemoryHashStore, mean of {count}",
+            f"ledger.core.merkle, MemoryHashStore, mean of {count}",
             series="inclusion: memory", size=size),
         row(f"proof_consistency_memory_{size}",
             _mean_us(lambda m: consistency_proof(m, size, store), olds), "us",
-            f"ledger.merkle, MemoryHashStore, mean of {count}",
+            f"ledger.core.merkle, MemoryHashStore, mean of {count}",
             series="consistency: memory", size=size),
     ]  # fmt: skip
 
@@ -153,7 +153,7 @@ def _in_memory(size: int, count: int, rng: random.Random) -> list[dict[str, obje
         tree.append_entry(d)
     build = time.perf_counter() - t
     if tree.get_root() != root:
-        raise RuntimeError("pymerkle's root differs from ledger.merkle's")
+        raise RuntimeError("pymerkle's root differs from ledger.core.merkle's")
     gc.collect()
     rows += [
         row(f"proof_inclusion_pymerkle_{size}",
@@ -179,11 +179,11 @@ def _over_sqlite(
     rows = [
         row(f"proof_inclusion_sqlite_{size}",
             _mean_us(lambda i: inclusion_proof(i, size, storage), indexes), "us",
-            f"ledger.merkle over SqlStorage (SQLite) in process, mean of {count}",
+            f"ledger.core.merkle over SqlStorage (SQLite) in process, mean of {count}",
             series="inclusion: SQLite", size=size),
         row(f"proof_consistency_sqlite_{size}",
             _mean_us(lambda m: consistency_proof(m, size, storage), olds), "us",
-            f"ledger.merkle over SqlStorage (SQLite) in process, mean of {count}",
+            f"ledger.core.merkle over SqlStorage (SQLite) in process, mean of {count}",
             series="consistency: SQLite", size=size),
     ]  # fmt: skip
 

@@ -26,7 +26,7 @@ The log's mix: 1 % registrations, 2 % statements (1 to 3 authors), 1.5 % rotatio
 {"benchmark", "value", "unit", "note"}, plus "target" and "ok" where the issue sets
 a target (ratios at every size; memory and the incremental run at 1,000,000).
 The ratio's note says which backend checked the equation: libsodium (PyNaCl) when
-it is installed, as ``ledger.ed25519`` then uses it; ``cryptography`` otherwise
+it is installed, as ``ledger.core.ed25519`` then uses it; ``cryptography`` otherwise
 (``LEDGER_ED25519_ACCEL=0`` forces that).
 """
 
@@ -44,8 +44,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger import ed25519
-from ledger.entry import parse_entry
+from ledger.core import ed25519
+from ledger.core.entry import parse_entry
 from tests.logfactory import LogFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec.
 _CHILD = """
 import json, sys
-from ledger.verify_cli import main
+from ledger.verify.cli import main
 code = main(sys.argv[1:])
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({"exit": code, "self_kb": int(hwm[0].split()[1])}), file=sys.stderr)

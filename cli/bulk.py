@@ -48,8 +48,8 @@ from cli.submit import (
 from keys.keyfile import key_file_is_encrypted
 from keys.passphrase import resolve_passphrase
 from keys.signer import Signer
-from ledger.errors import LedgerError
-from ledger.records import Endorsement, Kind, Registration, SignedRecord, encode_body
+from ledger.core.errors import LedgerError
+from ledger.core.records import Endorsement, Kind, Registration, SignedRecord, encode_body
 
 #: Codes that mean "already done": not a failure when an import is run again.
 ALREADY = frozenset({"already_registered", "already_endorsed"})

@@ -41,8 +41,8 @@ from cli.errors import (
     refused,
 )
 from ledger import __version__
-from ledger.errors import LedgerError
-from ledger.tiles import TILE_WIDTH, decode_bundle, entries_path
+from ledger.core.errors import LedgerError
+from ledger.core.tiles import TILE_WIDTH, decode_bundle, entries_path
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 30.0

@@ -22,8 +22,8 @@ import urllib.parse
 from pathlib import Path
 
 from cli.errors import InputError
-from ledger.errors import LedgerError
-from ledger.note import Ed25519Verifier, parse_vkey
+from ledger.core.errors import LedgerError
+from ledger.core.note import Ed25519Verifier, parse_vkey
 
 CONFIG_ENV = "LEDGER_CONFIG_DIR"
 APP_DIR = "endorsement-ledger"

@@ -11,7 +11,7 @@ fictional states, a few companies and civil-society organisations):
 3. has every signatory endorse it (batch endpoint, progress bar);
 4. withdraws one endorsement, rotates one key and revokes another, and shows
    that the log then refuses records signed by the rotated-away and revoked keys;
-5. verifies the whole log with the verifier's own code (``ledger.verify``),
+5. verifies the whole log with the verifier's own code (``ledger.verify.verifier``),
    trusting only ``<data-dir>/log.vkey``, and checks that the tallies the server
    publishes are the ones the verifier computes;
 6. prints the tallies and stops the server.
@@ -61,10 +61,10 @@ from cli.submit import (
     submit_record,
     summarize_refusals,
 )
-from ledger.errors import LedgerError
-from ledger.records import Kind, Revocation, Rotation, SignedRecord, Statement, Withdrawal
-from ledger.source import open_source
-from ledger.verify import verify_log
+from ledger.core.errors import LedgerError
+from ledger.core.records import Kind, Revocation, Rotation, SignedRecord, Statement, Withdrawal
+from ledger.verify.source import open_source
+from ledger.verify.verifier import verify_log
 
 #: Where the example lives in a source checkout (``examples/`` is not installed).
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "paris-call"
@@ -413,7 +413,7 @@ def _run(
 
 
 def _verify(session: Session) -> dict[str, Any]:
-    """Verify the log with ledger.verify (the verifier's code), with a progress bar."""
+    """Verify the log with ledger.verify.verifier (the verifier's code), with a progress bar."""
     with progress() as bar:
         task = bar.add_task("verifying", total=None)
 

@@ -35,7 +35,7 @@ from keys.errors import (
     PassphraseError,
     WrongPassphraseError,
 )
-from ledger.errors import FormatError, LedgerError, VerificationError
+from ledger.core.errors import FormatError, LedgerError, VerificationError
 
 EXIT_OK = 0
 EXIT_REFUSED = 1

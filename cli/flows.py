@@ -17,8 +17,8 @@ from cli.client import LedgerClient
 from cli.errors import InputError, NotFoundError
 from cli.output import note
 from cli.session import ServerOptions, Session, open_session
-from ledger.errors import LedgerError
-from ledger.records import SignedRecord, parse_record
+from ledger.core.errors import LedgerError
+from ledger.core.records import SignedRecord, parse_record
 
 _HEX = frozenset("0123456789abcdef")
 MIN_PREFIX = 6

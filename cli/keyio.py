@@ -26,9 +26,9 @@ from cli.output import warn
 from keys.keyfile import InsecureKeyFileWarning, key_file_is_encrypted
 from keys.passphrase import resolve_passphrase
 from keys.signer import Signer
-from ledger import ed25519
-from ledger.encoding import b64decode_strict, b64encode
-from ledger.errors import LedgerError
+from ledger.core import ed25519
+from ledger.core.encoding import b64decode_strict, b64encode
+from ledger.core.errors import LedgerError
 
 PUB_SUFFIX = ".pub"
 _B64_KEY = re.compile(r"[A-Za-z0-9+/]{43}=")

@@ -34,9 +34,9 @@ from keys.export import make_vkey
 from keys.passphrase import resolve_passphrase
 from keys.signer import Signer
 from keys.ssh import import_ssh_key, ssh_key_is_encrypted
-from ledger.ed25519 import key_hash
-from ledger.encoding import b64encode
-from ledger.records import Revocation, Rotation
+from ledger.core.ed25519 import key_hash
+from ledger.core.encoding import b64encode
+from ledger.core.records import Revocation, Rotation
 
 KEY_PATH = click.Path(dir_okay=False, path_type=Path)
 EXISTING_KEY = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -15,8 +15,8 @@ from cli.output import emit_json, note
 from cli.receipts import check_receipt, default_receipt_path, save_receipt
 from cli.session import ServerOptions
 from cli.submit import report
-from ledger.encoding import parse_uint
-from ledger.errors import LedgerError
+from ledger.core.encoding import parse_uint
+from ledger.core.errors import LedgerError
 
 
 @click.command("log")

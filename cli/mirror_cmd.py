@@ -1,4 +1,4 @@
-"""``ledger mirror``: keep a verified static copy of a log (:mod:`ledger.mirror`).
+"""``ledger mirror``: keep a verified static copy of a log (:mod:`ledger.mirror.sync`).
 
 Exit codes are the verifier's (``ledger-verify``), not those of the other
 ``ledger`` commands, since a mirror is a verifier that also publishes: 0 the
@@ -18,12 +18,12 @@ import click
 
 from cli.config import read_vkey_option
 from cli.errors import CliError
-from ledger.errors import LedgerError
-from ledger.mirror import Mirror, MirrorError, MirrorForkError, SyncResult
-from ledger.note import Ed25519Verifier
-from ledger.source import DEFAULT_TIMEOUT_S, Source, SourceError, open_source
-from ledger.verify import Trust, default_jobs
-from ledger.verify_cli import EXIT_FORK, EXIT_INVALID, EXIT_USAGE, EXIT_VALID
+from ledger.core.errors import LedgerError
+from ledger.core.note import Ed25519Verifier
+from ledger.mirror.sync import Mirror, MirrorError, MirrorForkError, SyncResult
+from ledger.verify.cli import EXIT_FORK, EXIT_INVALID, EXIT_USAGE, EXIT_VALID
+from ledger.verify.source import DEFAULT_TIMEOUT_S, Source, SourceError, open_source
+from ledger.verify.verifier import Trust, default_jobs
 
 EXIT_INTERRUPTED = 130
 
@@ -94,7 +94,7 @@ def _report(r: SyncResult, origin: str) -> str:
 
 def _site(directory: Path, trust: Trust, vkeys: list[str]) -> None:
     # Imported when used: the site is optional for the mirror itself.
-    from ledger.site import build_site  # noqa: PLC0415
+    from ledger.mirror.site import build_site  # noqa: PLC0415
 
     build_site(directory, origin=trust.origin, vkeys=vkeys)
 

@@ -44,10 +44,10 @@ from cli.submit import (
     submit_record,
     verify_existing_signatures,
 )
-from ledger.ed25519 import key_hash
-from ledger.encoding import b64encode
-from ledger.errors import LedgerError
-from ledger.records import (
+from ledger.core.ed25519 import key_hash
+from ledger.core.encoding import b64encode
+from ledger.core.errors import LedgerError
+from ledger.core.records import (
     Endorsement,
     Kind,
     Registration,

@@ -23,8 +23,8 @@ from cli.client import DEFAULT_TIMEOUT_S, LedgerClient
 from cli.config import Pins, check_vkey, read_vkey_option
 from cli.errors import VerifyError
 from cli.output import loud_warning, note
-from ledger.errors import LedgerError
-from ledger.verify import Trust
+from ledger.core.errors import LedgerError
+from ledger.verify.verifier import Trust
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,9 @@ from cli.options import (
 from cli.output import emit_json, out, table
 from cli.session import ServerOptions
 from cli.submit import draft_of, now, report, sign, signatory_of, submit_record
-from ledger.ed25519 import key_hash
-from ledger.errors import LedgerError
-from ledger.records import Kind, SignedRecord, Statement
+from ledger.core.ed25519 import key_hash
+from ledger.core.errors import LedgerError
+from ledger.core.records import Kind, SignedRecord, Statement
 
 KINDS = [k.value for k in Kind]
 

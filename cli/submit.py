@@ -26,10 +26,10 @@ from cli.output import emit_json, note, progress
 from cli.receipts import SavedReceipt, check_receipt, default_receipt_path, save_receipt
 from cli.session import Session
 from keys.signer import Signer
-from ledger import ed25519
-from ledger.ed25519 import key_hash
-from ledger.errors import LedgerError
-from ledger.records import (
+from ledger.core import ed25519
+from ledger.core.ed25519 import key_hash
+from ledger.core.errors import LedgerError
+from ledger.core.records import (
     Body,
     Registration,
     Revocation,

@@ -1,13 +1,13 @@
 """Errors of the signer's side: key files, passphrases and key imports.
 
-They extend :class:`ledger.errors.LedgerError`, so each carries a stable
+They extend :class:`ledger.core.errors.LedgerError`, so each carries a stable
 ``code`` and a one-line message. No error of this package ever carries key
 material or a passphrase: messages name files, key types and modes only.
 """
 
 from __future__ import annotations
 
-from ledger.errors import LedgerError
+from ledger.core.errors import LedgerError
 
 
 class KeysError(LedgerError):

@@ -24,15 +24,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ledger.ed25519 import key_hash
-from ledger.encoding import b64encode
-from ledger.errors import FormatError
+from ledger.core.ed25519 import key_hash
+from ledger.core.encoding import b64encode
+from ledger.core.errors import FormatError
 
 __all__ = [
     "ED25519_ALG",
     "PUBLIC_KEY_LEN",
     "check_key_name",
-    "key_hash",  # ledger.ed25519's, re-exported: SHA-256 of the raw 32-byte key
+    "key_hash",  # ledger.core.ed25519's, re-exported: SHA-256 of the raw 32-byte key
     "key_id",
     "make_vkey",
     "public_key_b64",

@@ -4,7 +4,7 @@ A :class:`Signer` wraps one Ed25519 private key (RFC 8032, PureEdDSA) and
 exposes only what is public (raw key, key hash, vkey) plus ``sign``. For C2SP
 signed notes it hands out a :class:`NoteSigner`: ``name``, 4-byte ``key_id``
 (signed-note, "Ed25519 signatures") and ``sign(msg)``, the shape
-``ledger.note.sign_note`` expects.
+``ledger.core.note.sign_note`` expects.
 
 Neither class shows key material: their ``repr`` names the key hash and key
 name only, and they refuse to be pickled or copied, so a private key does not
@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from keys.export import check_key_name, key_hash, key_id, make_vkey, public_key_bytes
 from keys.keyfile import StrPath, generate_private_key, load_private_key, save_private_key
 from keys.pkcs8 import DEFAULT_WORK_FACTOR
-from ledger.encoding import b64encode
-from ledger.errors import FormatError
+from ledger.core.encoding import b64encode
+from ledger.core.errors import FormatError
 
 SEED_LEN = 32
 

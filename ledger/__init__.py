@@ -1,9 +1,14 @@
-"""Endorsement Ledger core: the formats, the Merkle tree, signed notes and the verifier.
+"""Endorsement Ledger: a public, verifiable ledger of signed endorsements.
 
-This package is the pure core. It imports only the Python standard library and
-``cryptography`` (``tests/test_import_boundary.py`` enforces this), so that the
-standalone verifier ``ledger-verify`` installs with nothing else.
+The package is in layers, each importing only those below it:
 
+- :mod:`ledger.core`: the formats, proofs, rules and in-memory state (no I/O);
+- :mod:`ledger.durable`: the one crash-safe file writer;
+- :mod:`ledger.verify`: the standalone verifier and ``ledger-verify``;
+- :mod:`ledger.mirror`: the mirror and its static site.
+
+All of it imports only the Python standard library and ``cryptography``
+(``tests/test_import_boundary.py``), so that the base install verifies and mirrors.
 The formats are specified in ``docs/spec.md``.
 """
 

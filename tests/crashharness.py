@@ -28,7 +28,7 @@ bundles (``tile/entries/...``):
 * **forks**: checkpoints seen (each must verify with the log key) whose root
   differs from the final log's root at that size, recomputed from the fetched
   entries, plus consistency proofs from the API that fail to verify;
-* receipts of the acknowledgements verify (``ledger.receipt.verify_receipt``);
+* receipts of the acknowledgements verify (``ledger.core.receipt.verify_receipt``);
 * a sample of acknowledged records resubmitted answers 200 with the same index;
 * ``ledger-verify log <url> --log-key <vkey>`` exits 0;
 * the server logged its durability settings at start;
@@ -66,13 +66,13 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger import merkle
-from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.entry import parse_entry
-from ledger.errors import LedgerError
-from ledger.note import Verifier, parse_vkey
-from ledger.receipt import parse_receipt, verify_receipt
-from ledger.records import (
+from ledger.core import merkle
+from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core.entry import parse_entry
+from ledger.core.errors import LedgerError
+from ledger.core.note import Verifier, parse_vkey
+from ledger.core.receipt import parse_receipt, verify_receipt
+from ledger.core.records import (
     Endorsement,
     Kind,
     RecordSignature,
@@ -81,7 +81,7 @@ from ledger.records import (
     Statement,
     encode_body,
 )
-from ledger.tiles import bundles_for_size, decode_bundle
+from ledger.core.tiles import bundles_for_size, decode_bundle
 
 ORIGIN = "crash.ledger.test/harness"
 ROOT = Path(__file__).resolve().parent.parent
@@ -709,7 +709,7 @@ def run_verifier(url: str, vkey: str, pythonpath: Path | None = None) -> tuple[i
     if pythonpath is None and script.exists():
         command = [str(script)]
     else:
-        command = [sys.executable, "-m", "ledger.verify_cli"]
+        command = [sys.executable, "-m", "ledger.verify.cli"]
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     proc = subprocess.run(
@@ -898,7 +898,7 @@ def tamper(run: Run, data_dir: Path) -> None:
     """What the checks must catch: an acknowledgement at another index, and a
     checkpoint signed by the log key whose root is not the log's (a fork)."""
     from keys.logkey import load_or_create_log_key  # noqa: PLC0415
-    from ledger.checkpoint import sign_checkpoint  # noqa: PLC0415
+    from ledger.core.checkpoint import sign_checkpoint  # noqa: PLC0415
 
     rid = min(run.seen.acks)
     ack = run.seen.acks[rid]

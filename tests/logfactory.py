@@ -32,11 +32,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger import merkle, tiles
-from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.entry import ZERO_HASH, Entry
-from ledger.note import Ed25519NoteSigner, sign_note
-from ledger.records import (
+from ledger.core import merkle, tiles
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.entry import ZERO_HASH, Entry
+from ledger.core.note import Ed25519NoteSigner, sign_note
+from ledger.core.records import (
     Body,
     Endorsement,
     Kind,

@@ -17,17 +17,17 @@ from logfactory import LogFactory
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-import ledger.entry
+import ledger.core.entry
 from api.storage import models
 from api.storage.base import Appended, OriginMismatchError, Rejected, StorageError
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
-from ledger import merkle
-from ledger.checkpoint import open_checkpoint
-from ledger.entry import ZERO_HASH, parse_entry
-from ledger.note import parse_vkey
-from ledger.records import MAX_ENTRY_HEADER_SIZE, Kind, RecordSignature, SignedRecord
-from ledger.state import MemoryState
+from ledger.core import merkle
+from ledger.core.checkpoint import open_checkpoint
+from ledger.core.entry import ZERO_HASH, parse_entry
+from ledger.core.note import parse_vkey
+from ledger.core.records import MAX_ENTRY_HEADER_SIZE, Kind, RecordSignature, SignedRecord
+from ledger.core.state import MemoryState
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -522,7 +522,9 @@ def test_a_record_whose_entry_is_too_large_is_rejected(
     # by making the entry limit smaller than a registration's entry.
     big = maker.register("alice", name="A" * 150)
     small = maker.register("b")
-    monkeypatch.setattr(ledger.entry, "MAX_ENTRY_SIZE", MAX_ENTRY_HEADER_SIZE + len(small.encode()))
+    monkeypatch.setattr(
+        ledger.core.entry, "MAX_ENTRY_SIZE", MAX_ENTRY_HEADER_SIZE + len(small.encode())
+    )
     results = append(storage, signer, [big, small], maker.time_ms)
     assert isinstance(results[0], Rejected) and results[0].code == "entry_too_large"
     assert isinstance(results[1], Appended) and results[1].index == 0

@@ -17,7 +17,7 @@ from api.app import build_app
 from api.sequencer import Overloaded
 from api.server import prepare
 from api.settings import Settings
-from ledger.records import SignedRecord
+from ledger.core.records import SignedRecord
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ import pytest
 from conftest import ORIGIN, Maker, pg_base_url, pg_schema
 from test_api_support import Api, check_receipt, now_maker, problem, running_api
 
-from ledger import merkle
-from ledger.checkpoint import open_checkpoint
-from ledger.note import parse_vkey
-from ledger.records import Kind
-from ledger.tiles import bundles_for_size, decode_bundle, read_tile_data, tiles_for_size
+from ledger.core import merkle
+from ledger.core.checkpoint import open_checkpoint
+from ledger.core.note import parse_vkey
+from ledger.core.records import Kind
+from ledger.core.tiles import bundles_for_size, decode_bundle, read_tile_data, tiles_for_size
 
 SIZE = 600
 

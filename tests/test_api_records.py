@@ -14,9 +14,9 @@ from conftest import ORIGIN
 from test_api_support import Api, check_receipt, now_maker, problem, running_api
 
 from api.app import freeze_startup_heap
-from ledger import merkle
-from ledger.entry import parse_entry
-from ledger.records import MAX_RECORD_SIZE, Kind, RecordSignature, SignedRecord
+from ledger.core import merkle
+from ledger.core.entry import parse_entry
+from ledger.core.records import MAX_RECORD_SIZE, Kind, RecordSignature, SignedRecord
 
 
 @pytest.fixture

@@ -31,11 +31,11 @@ from api.metrics import Metrics
 from api.problems import PROBLEM_JSON, ProblemError, from_ledger_error
 from api.server import Service, prepare
 from api.settings import Settings
-from ledger import merkle
-from ledger.errors import FormatError, RuleError, SignatureError, TooLargeError
-from ledger.note import parse_vkey
-from ledger.receipt import parse_receipt, verify_receipt
-from ledger.records import SignedRecord
+from ledger.core import merkle
+from ledger.core.errors import FormatError, RuleError, SignatureError, TooLargeError
+from ledger.core.note import parse_vkey
+from ledger.core.receipt import parse_receipt, verify_receipt
+from ledger.core.records import SignedRecord
 
 PEER = ("198.51.100.7", 40000)
 BASE = "http://ledger.test"

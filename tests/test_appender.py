@@ -21,10 +21,10 @@ from api.server import PublishedCheckpoint
 from api.storage.base import Appended, Rejected, StorageUnavailableError
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
-from ledger.checkpoint import parse_checkpoint_text
-from ledger.note import parse_note, parse_vkey
-from ledger.receipt import Receipt, parse_receipt, verify_receipt
-from ledger.records import RecordSignature, SignedRecord
+from ledger.core.checkpoint import parse_checkpoint_text
+from ledger.core.note import parse_note, parse_vkey
+from ledger.core.receipt import Receipt, parse_receipt, verify_receipt
+from ledger.core.records import RecordSignature, SignedRecord
 
 
 def _forged(record: SignedRecord) -> SignedRecord:

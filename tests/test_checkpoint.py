@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoint import (
+from ledger.core.checkpoint import (
     Checkpoint,
     WrongOriginError,
     open_checkpoint,
@@ -19,8 +19,8 @@ from ledger.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from ledger.errors import FormatError, SignatureError, UnknownKeyError, VerificationError
-from ledger.note import Ed25519NoteSigner, cosign, parse_note, parse_vkey, sign_note
+from ledger.core.errors import FormatError, SignatureError, UnknownKeyError, VerificationError
+from ledger.core.note import Ed25519NoteSigner, cosign, parse_note, parse_vkey, sign_note
 
 VECTORS = Path(__file__).resolve().parent / "vectors" / "records"
 ORIGIN = "ledger.example.org/test"

@@ -33,9 +33,9 @@ from cli.errors import (
 from cli.main import cli as ledger_cli
 from cli.receipts import entry_path_for
 from cli.serve_cmd import NOT_OPTIONS, OPTIONS, build_settings
-from ledger.ed25519 import key_hash
-from ledger.encoding import b64encode
-from ledger.records import Statement, parse_record, verify_signatures
+from ledger.core.ed25519 import key_hash
+from ledger.core.encoding import b64encode
+from ledger.core.records import Statement, parse_record, verify_signatures
 
 ORIGIN = "ledger.test/offline"
 Run = Callable[..., Result]

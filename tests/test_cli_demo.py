@@ -20,9 +20,9 @@ from cli.bulk import read_signatories_csv
 from cli.demo import EXAMPLE_DIR, free_port, local_server
 from cli.errors import EXIT_USAGE
 from cli.main import cli as ledger_cli
-from ledger import verify_cli
-from ledger.entry import parse_entry
-from ledger.records import MAX_TITLE, Kind, Statement
+from ledger.core.entry import parse_entry
+from ledger.core.records import MAX_TITLE, Kind, Statement
+from ledger.verify import cli as verify_cli
 
 STATES = 3
 

@@ -32,10 +32,10 @@ from cli.errors import (
 )
 from cli.main import cli as ledger_cli
 from keys.signer import Signer
-from ledger import verify_cli
-from ledger.ed25519 import key_hash
-from ledger.entry import parse_entry
-from ledger.records import Statement
+from ledger.core.ed25519 import key_hash
+from ledger.core.entry import parse_entry
+from ledger.core.records import Statement
+from ledger.verify import cli as verify_cli
 
 ORIGIN = "ledger.test/cli"
 Run = Callable[..., Result]

@@ -41,12 +41,12 @@ import yaml
 from logfactory import LogFactory
 
 from api.settings import Settings
-from ledger import tiles
-from ledger.errors import FormatError
-from ledger.note import parse_vkey
-from ledger.records import MAX_RECORD_SIZE
-from ledger.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S
-from ledger.site import build_site
+from ledger.core import tiles
+from ledger.core.errors import FormatError
+from ledger.core.note import parse_vkey
+from ledger.core.records import MAX_RECORD_SIZE
+from ledger.core.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S
+from ledger.mirror.site import build_site
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -581,7 +581,7 @@ def test_dockerfile_copies_sources_that_exist_and_are_in_the_context() -> None:
     # And what must never be in an image stays out of the context.
     for path in (".env", "secrets/log_key", "ledger-data/log.key", ".git/config", "x/y.pem"):
         assert dockerignored(path), path
-    for path in ("ledger/ed25519.py", "api/migrations/versions/0001_initial.py", "README.md"):
+    for path in ("ledger/core/ed25519.py", "api/migrations/versions/0001_initial.py", "README.md"):
         assert not dockerignored(path), path
 
 
@@ -1310,7 +1310,7 @@ def test_nginx_serves_a_mirror_that_ledger_verify_accepts(world_readable_dir: Pa
             [
                 sys.executable,
                 "-m",
-                "ledger.verify_cli",
+                "ledger.verify.cli",
                 "log",
                 base,
                 "--log-key",

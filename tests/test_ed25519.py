@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import ed25519
-from ledger.errors import FormatError, SignatureError
+from ledger.core import ed25519
+from ledger.core.errors import FormatError, SignatureError
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors" / "ed25519"
 VECTORS: list[dict[str, Any]] = json.loads((VECTORS_DIR / "vectors.json").read_text("utf-8"))

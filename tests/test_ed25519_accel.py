@@ -1,6 +1,6 @@
 """The optional Ed25519 accelerator (libsodium through PyNaCl) gives the rule's answers.
 
-``ledger.ed25519`` uses libsodium, when installed, for two things: accepting keys
+``ledger.core.ed25519`` uses libsodium, when installed, for two things: accepting keys
 (``crypto_core_ed25519_is_valid_point``, steps 2-4 of the rule) and checking the
 equation (``crypto_sign_open``, step 7). These tests compare the rule with the
 accelerator and the rule with ``cryptography`` alone on every edge case: the
@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import ed25519
-from ledger.errors import SignatureError
+from ledger.core import ed25519
+from ledger.core.errors import SignatureError
 
 nacl_bindings = pytest.importorskip("nacl.bindings")
 

@@ -1,7 +1,7 @@
 import pytest
 
-from ledger.encoding import b64decode_strict, b64encode, parse_hex32, parse_uint
-from ledger.errors import FormatError
+from ledger.core.encoding import b64decode_strict, b64encode, parse_hex32, parse_uint
+from ledger.core.errors import FormatError
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""ledger.entry: the log entry wrapping a record, its strict parser and size limit."""
+"""ledger.core.entry: the log entry wrapping a record, its strict parser and size limit."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.entry import (
+from ledger.core.entry import (
     MAX_ENTRY_SIZE,
     ZERO_HASH,
     Entry,
     entry_leaf_hash,
     parse_entry,
 )
-from ledger.errors import FormatError, TooLargeError
-from ledger.records import (
+from ledger.core.errors import FormatError, TooLargeError
+from ledger.core.records import (
     MAX_RECORD_SIZE,
     Endorsement,
     SignedRecord,

@@ -7,7 +7,7 @@ they parse get arbitrary bytes and text, and mutations of valid examples (the
 spec's vectors in tests/vectors/ and a generated log): bit flips, bytes changed,
 inserted or deleted, lines dropped, duplicated or swapped, truncations, splices.
 Whatever the input, a call either returns or raises a
-:class:`~ledger.errors.LedgerError`; an IndexError, KeyError, ValueError that is not
+:class:`~ledger.core.errors.LedgerError`; an IndexError, KeyError, ValueError that is not
 a FormatError, UnicodeDecodeError, RecursionError, OverflowError... is a bug (the
 service would turn it into a 500, the verifier into a traceback).
 
@@ -36,18 +36,18 @@ from logfactory import LogFactory
 from test_policy import SPEC_SHAPED
 from test_policy import _checkpoint as cosigned_checkpoint
 
-from ledger import merkle
-from ledger.checkpoint import open_checkpoint, parse_checkpoint_text
-from ledger.ed25519 import check_public_key
-from ledger.ed25519 import verify as ed25519_verify
-from ledger.encoding import b64decode_strict, parse_hex32, parse_uint
-from ledger.entry import parse_entry, parse_entry_strict
-from ledger.errors import LedgerError
-from ledger.fork import check_evidence, evidence_bytes, fork_evidence
-from ledger.note import check_key_name, open_note, parse_note, parse_vkey, split_cosignature
-from ledger.policy import parse_policy
-from ledger.receipt import Receipt, parse_receipt, verify_receipt
-from ledger.records import (
+from ledger.core import merkle
+from ledger.core.checkpoint import open_checkpoint, parse_checkpoint_text
+from ledger.core.ed25519 import check_public_key
+from ledger.core.ed25519 import verify as ed25519_verify
+from ledger.core.encoding import b64decode_strict, parse_hex32, parse_uint
+from ledger.core.entry import parse_entry, parse_entry_strict
+from ledger.core.errors import LedgerError
+from ledger.core.fork import check_evidence, evidence_bytes, fork_evidence
+from ledger.core.note import check_key_name, open_note, parse_note, parse_vkey, split_cosignature
+from ledger.core.policy import parse_policy
+from ledger.core.receipt import Receipt, parse_receipt, verify_receipt
+from ledger.core.records import (
     encode_body,
     parse_body,
     parse_complete_record_fast,
@@ -55,11 +55,11 @@ from ledger.records import (
     parse_record_strict,
     verify_signatures,
 )
-from ledger.source import DirectorySource
-from ledger.state import MemoryState
-from ledger.tiles import decode_bundle, parse_tile_path
-from ledger.verify import Trust, verify_log
-from ledger.verifystate import FORMAT_V1, VerifierState
+from ledger.core.state import MemoryState
+from ledger.core.tiles import decode_bundle, parse_tile_path
+from ledger.verify.source import DirectorySource
+from ledger.verify.statefile import FORMAT_V1, VerifierState
+from ledger.verify.verifier import Trust, verify_log
 
 EXAMPLES = 8 * int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "25"))
 VECTORS = Path(__file__).parent / "vectors"

@@ -116,7 +116,7 @@ def test_core_works_without_the_accelerator() -> None:
     code = (
         "import sys\n"
         "sys.modules['nacl'] = None\n"
-        "from ledger import ed25519\n"
+        "from ledger.core import ed25519\n"
         "print(ed25519.backend())\n"
     )
     out = subprocess.run(

@@ -26,11 +26,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.signer import Signer
-from ledger import merkle
-from ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from ledger.encoding import b64encode
-from ledger.errors import SignatureError
-from ledger.note import (
+from ledger.core import merkle
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from ledger.core.encoding import b64encode
+from ledger.core.errors import SignatureError
+from ledger.core.note import (
     ALG_COSIGNATURE_V1,
     Ed25519NoteSigner,
     cosign,
@@ -39,8 +39,8 @@ from ledger.note import (
     parse_note,
     parse_vkey,
 )
-from ledger.receipt import Receipt, parse_receipt
-from ledger.tiles import read_tile_data, tile_path, tiles_for_size
+from ledger.core.receipt import Receipt, parse_receipt
+from ledger.core.tiles import read_tile_data, tile_path, tiles_for_size
 
 GO_SRC = Path(__file__).resolve().parent / "interop" / "gocheck" / "main.go"
 XMOD = Path("/usr/share/gocode/src/golang.org/x/mod/sumdb")
@@ -52,7 +52,7 @@ WITNESS_NAME = "witness.example.org/w1"
 SMALL_SIZES = range(1, 301)
 TILE_SIZES = (1, 2, 255, 256, 257, 300, 511, 512, 513, 1000, 4097, 65535, 65536, 65793)
 TREE_SIZE = max(TILE_SIZES)  # 65536 + 256 + 1: three tile levels, partial at each
-# Checkpoints: signed with keys.Signer, with ledger.note.Ed25519NoteSigner, and one
+# Checkpoints: signed with keys.Signer, with ledger.core.note.Ed25519NoteSigner, and one
 # carrying an extension line; each cosigned by a witness.
 CHECKPOINT_SIZES = (TREE_SIZE, 257, 4097)
 
@@ -170,7 +170,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
     out = tmp_path_factory.mktemp("interop")
     log_seed = hashlib.sha256(b"interop log").digest()
     log = Signer.from_seed(log_seed, name=LOG_NAME)
-    # The same log key through ledger.note's own signer, for the second checkpoint.
+    # The same log key through ledger.core.note's own signer, for the second checkpoint.
     log_note_signer = Ed25519NoteSigner(LOG_NAME, Ed25519PrivateKey.from_private_bytes(log_seed))
     assert log_note_signer.vkey == log.vkey()
     witness = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"interop witness").digest())

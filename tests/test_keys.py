@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 import keys.ssh
-import ledger.ed25519
+import ledger.core.ed25519
 from keys import (
     PASSPHRASE_ENV,
     EmptyPassphraseError,
@@ -59,7 +59,7 @@ from keys import (
     ssh_key_is_encrypted,
 )
 from keys.pkcs8 import DEFAULT_WORK_FACTOR
-from ledger.errors import FormatError
+from ledger.core.errors import FormatError
 
 FAST = 10  # scrypt N = 2^10: keeps tests quick; the default (2^17) is tested once
 PASSPHRASE = b"correct horse battery staple"
@@ -618,7 +618,7 @@ def test_signer_public_parts_and_signature() -> None:
     sig = signer.sign(b"message")
     assert len(sig) == 64
     Ed25519PublicKey.from_public_bytes(signer.public_key).verify(sig, b"message")
-    ledger.ed25519.verify(signer.public_key, sig, b"message")  # the spec's acceptance rule
+    ledger.core.ed25519.verify(signer.public_key, sig, b"message")  # the spec's acceptance rule
     with pytest.raises(FormatError):
         key_hash(b"short")
 

@@ -1,4 +1,4 @@
-"""ledger.merkle: RFC 9162 hashing, stored hashes, proofs and their verification.
+"""ledger.core.merkle: RFC 9162 hashing, stored hashes, proofs and their verification.
 
 The RFC's verification loops (sections 2.1.3.2 and 2.1.4.2) have an inner "shift
 right until odd or zero" step that only non-power-of-two sizes exercise, so every
@@ -23,9 +23,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.errors import FormatError, ProofError, RootMismatchError
-from ledger.merkle import (
+from ledger.core import merkle
+from ledger.core.errors import FormatError, ProofError, RootMismatchError
+from ledger.core.merkle import (
     EMPTY_ROOT,
     CompactRange,
     MemoryHashStore,

@@ -24,11 +24,12 @@ from click.testing import CliRunner
 
 from cli.demo import free_port, local_server
 from cli.main import cli as ledger_cli
-from ledger import tiles, verify_cli
-from ledger.checkpoint import Checkpoint
-from ledger.entry import parse_entry
-from ledger.fork import check_evidence
-from ledger.mirror import (
+from ledger.core import tiles
+from ledger.core.checkpoint import Checkpoint
+from ledger.core.entry import parse_entry
+from ledger.core.fork import check_evidence
+from ledger.core.note import sign_note
+from ledger.mirror.sync import (
     STATE_DIR,
     LayoutWriter,
     Mirror,
@@ -37,10 +38,10 @@ from ledger.mirror import (
     new_paths,
     tree_files,
 )
-from ledger.note import sign_note
-from ledger.source import DirectorySource, open_source
-from ledger.verify import Trust
-from ledger.verifystate import load_state
+from ledger.verify import cli as verify_cli
+from ledger.verify.source import DirectorySource, open_source
+from ledger.verify.statefile import load_state
+from ledger.verify.verifier import Trust
 from tests.logfactory import LogFactory, LogKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +147,7 @@ def test_the_cli_mirrors_incrementally_and_builds_the_site(tmp_path: Path) -> No
     code, out, err = ledger("mirror", src, mirror, "--log-key", f.log_key.vkey, "--jobs", "1")
     assert code == 0, err
     assert "size 700 (+700 entries verified" in out
-    assert (mirror / "index.html").is_file()  # the static site (ledger.site)
+    assert (mirror / "index.html").is_file()  # the static site (ledger.mirror.site)
     assert files(mirror) == files(src)
     f.grow(10)
     f.write(src)

@@ -23,11 +23,11 @@ from api.sequencer import Sequencer
 from api.storage.base import Appended
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
-from ledger import merkle
-from ledger.checkpoint import open_checkpoint
-from ledger.entry import ZERO_HASH, parse_entry
-from ledger.note import parse_vkey
-from ledger.records import parse_record
+from ledger.core import merkle
+from ledger.core.checkpoint import open_checkpoint
+from ledger.core.entry import ZERO_HASH, parse_entry
+from ledger.core.note import parse_vkey
+from ledger.core.records import parse_record
 
 PROCESSES = 4
 PER_PROCESS = 40  # signatories per process, each registering then endorsing

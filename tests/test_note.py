@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import errors
-from ledger.errors import FormatError, SignatureError, TooLargeError, UnknownKeyError
-from ledger.note import (
+from ledger.core import errors
+from ledger.core.errors import FormatError, SignatureError, TooLargeError, UnknownKeyError
+from ledger.core.note import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
     MAX_NOTE_SIZE,

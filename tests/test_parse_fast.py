@@ -1,7 +1,7 @@
 """The fast paths of parse_record and parse_entry agree with the strict parsers.
 
-``ledger.records.parse_complete_record_fast`` (and the header fast path of
-``ledger.entry.parse_entry``) must accept nothing that the strict parsers reject,
+``ledger.core.records.parse_complete_record_fast`` (and the header fast path of
+``ledger.core.entry.parse_entry``) must accept nothing that the strict parsers reject,
 and must return exactly what they return. These tests check that on every record
 type of a generated log, on the spec's vectors, and on Hypothesis' records built
 from near-valid values (numbers around 2**63, non-canonical base64 and hex, texts
@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from logfactory import LogFactory
 
-from ledger.entry import parse_entry, parse_entry_strict
-from ledger.errors import LedgerError
-from ledger.records import (
+from ledger.core.entry import parse_entry, parse_entry_strict
+from ledger.core.errors import LedgerError
+from ledger.core.records import (
     MAX_COMMENT,
     MAX_NAME,
     SignedRecord,

@@ -8,9 +8,9 @@ import itertools
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.errors import FormatError, SignatureError, TooLargeError, VerificationError
-from ledger.note import (
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.errors import FormatError, SignatureError, TooLargeError, VerificationError
+from ledger.core.note import (
     ALG_COSIGNATURE_V1,
     Ed25519NoteSigner,
     Ed25519Verifier,
@@ -20,7 +20,7 @@ from ledger.note import (
     make_vkey,
     parse_note,
 )
-from ledger.policy import MAX_ITEMS, check_quorum, parse_policy
+from ledger.core.policy import MAX_ITEMS, check_quorum, parse_policy
 
 ORIGIN = "ledger.example.org/policy"
 ROOT = hashlib.sha256(b"policy root").digest()

@@ -19,10 +19,10 @@ from test_api_support import Api, running_api
 
 from api.publish import PRIVATE_DIR, Publisher, PublishError
 from cli.serve_cmd import build_settings
-from ledger import verify_cli
-from ledger.entry import parse_entry
-from ledger.mirror import layout_paths, new_paths, tree_files
-from ledger.records import SignedRecord
+from ledger.core.entry import parse_entry
+from ledger.core.records import SignedRecord
+from ledger.mirror.sync import layout_paths, new_paths, tree_files
+from ledger.verify import cli as verify_cli
 from tests.logfactory import LogFactory
 
 WAIT_S = 60.0  # a deadline for the background thread, not a speed assertion

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.checkpoint import Checkpoint, WrongOriginError, sign_checkpoint
-from ledger.errors import (
+from ledger.core import merkle
+from ledger.core.checkpoint import Checkpoint, WrongOriginError, sign_checkpoint
+from ledger.core.errors import (
     FormatError,
     ProofError,
     RootMismatchError,
@@ -20,7 +20,7 @@ from ledger.errors import (
     UnknownKeyError,
     VerificationError,
 )
-from ledger.note import (
+from ledger.core.note import (
     ALG_COSIGNATURE_V1,
     Ed25519NoteSigner,
     cosign,
@@ -28,8 +28,8 @@ from ledger.note import (
     parse_note,
     parse_vkey,
 )
-from ledger.policy import parse_policy
-from ledger.receipt import HEADER, MAX_PROOF_HASHES, Receipt, parse_receipt, verify_receipt
+from ledger.core.policy import parse_policy
+from ledger.core.receipt import HEADER, MAX_PROOF_HASHES, Receipt, parse_receipt, verify_receipt
 
 ORIGIN = "ledger.example.org/receipts"
 SIGNER = Ed25519NoteSigner(

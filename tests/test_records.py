@@ -1,4 +1,4 @@
-"""ledger.records: canonical record bodies, strict parsing, drafts and signatures."""
+"""ledger.core.records: canonical record bodies, strict parsing, drafts and signatures."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import records
-from ledger.encoding import b64encode
-from ledger.errors import FormatError, SignatureError, TooLargeError
-from ledger.records import (
+from ledger.core import records
+from ledger.core.encoding import b64encode
+from ledger.core.errors import FormatError, SignatureError, TooLargeError
+from ledger.core.records import (
     MAX_AUTHORS,
     MAX_RECORD_SIZE,
     Body,

@@ -1,9 +1,9 @@
 """The semantic rules of the log (docs/spec.md, "Semantic rules" and "Tallies").
 
-Every record here is real: a body from ``ledger.records``, signed with seeded keys
+Every record here is real: a body from ``ledger.core.records``, signed with seeded keys
 (``keys.Signer.from_seed``) and checked with ``verify_signatures`` before the rules
-see it, as the log and the verifier do. Records go through ``ledger.rules.evaluate``
-against a ``ledger.state.MemoryState`` and, when accepted, into that state as log
+see it, as the log and the verifier do. Records go through ``ledger.core.rules.evaluate``
+against a ``ledger.core.state.MemoryState`` and, when accepted, into that state as log
 entries. Each rejection is checked for its error code, the entry index and the field
 it names, and for leaving the state as it was.
 
@@ -39,9 +39,9 @@ from hypothesis.stateful import (
 )
 
 from keys.signer import Signer
-from ledger.entry import ZERO_HASH, Entry
-from ledger.errors import RuleError
-from ledger.records import (
+from ledger.core.entry import ZERO_HASH, Entry
+from ledger.core.errors import RuleError
+from ledger.core.records import (
     Body,
     Endorsement,
     Kind,
@@ -54,8 +54,8 @@ from ledger.records import (
     sign_record,
     verify_signatures,
 )
-from ledger.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S, Effect, evaluate
-from ledger.state import MemoryState
+from ledger.core.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S, Effect, evaluate
+from ledger.core.state import MemoryState
 
 ORIGIN = "ledger.example.org/rules-test"
 OTHER_ORIGIN = "ledger.example.org/another-log"

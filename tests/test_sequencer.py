@@ -18,8 +18,8 @@ from api.sequencer import (
 from api.storage.base import Appended, CheckpointSigner, Rejected, StorageError
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
-from ledger.entry import parse_entry
-from ledger.records import SignedRecord
+from ledger.core.entry import parse_entry
+from ledger.core.records import SignedRecord
 
 
 class FakeStorage:

@@ -27,8 +27,8 @@ from api.server import (
 )
 from api.settings import DEFAULT_ORIGIN, Settings
 from api.storage.base import Appended
-from ledger.checkpoint import open_checkpoint, parse_checkpoint_text
-from ledger.note import parse_note, parse_vkey
+from ledger.core.checkpoint import open_checkpoint, parse_checkpoint_text
+from ledger.core.note import parse_note, parse_vkey
 
 # --- settings ------------------------------------------------------------------------
 

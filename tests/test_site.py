@@ -1,4 +1,4 @@
-"""ledger.site: the static site of a mirror, checked without a browser.
+"""ledger.mirror.site: the static site of a mirror, checked without a browser.
 
 The tallies on the pages must be the verifier's, signatories must come and go as
 endorsements and withdrawals say, everything from the log must be escaped, the
@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from logfactory import LogFactory, LogKey, private_key, public_bytes, sign_record
 
-import ledger.site as site
-from ledger import tiles
-from ledger.entry import Entry, parse_entry
-from ledger.errors import FormatError, LedgerError
-from ledger.note import ALG_COSIGNATURE_V1, make_vkey
-from ledger.records import Endorsement, Kind, Statement, Withdrawal
-from ledger.site import build_site, statement_page
-from ledger.source import DirectorySource, SourceError
-from ledger.state import KINDS
-from ledger.verify import Trust, verify_log
+import ledger.mirror.site as site
+from ledger.core import tiles
+from ledger.core.entry import Entry, parse_entry
+from ledger.core.errors import FormatError, LedgerError
+from ledger.core.note import ALG_COSIGNATURE_V1, make_vkey
+from ledger.core.records import Endorsement, Kind, Statement, Withdrawal
+from ledger.core.state import KINDS
+from ledger.mirror.site import build_site, statement_page
+from ledger.verify.source import DirectorySource, SourceError
+from ledger.verify.verifier import Trust, verify_log
 
 # --- reading the pages back ------------------------------------------------------------
 

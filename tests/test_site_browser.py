@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 from logfactory import LogFactory, sign_record
 
-from ledger.records import Kind, Statement
-from ledger.site import build_site
+from ledger.core.records import Kind, Statement
+from ledger.mirror.site import build_site
 
 try:
     from selenium import webdriver

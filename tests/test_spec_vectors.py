@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from ledger import ed25519
-from ledger.entry import ZERO_HASH, entry_leaf_hash, parse_entry
-from ledger.errors import FormatError, SignatureError, TooLargeError
-from ledger.merkle import root_from_leaf_hashes
-from ledger.records import (
+from ledger.core import ed25519
+from ledger.core.entry import ZERO_HASH, entry_leaf_hash, parse_entry
+from ledger.core.errors import FormatError, SignatureError, TooLargeError
+from ledger.core.merkle import root_from_leaf_hashes
+from ledger.core.records import (
     MAX_RECORD_SIZE,
     SignedRecord,
     Statement,
@@ -32,7 +32,7 @@ from ledger.records import (
     sign_record,
     verify_signatures,
 )
-from ledger.state import MemoryState
+from ledger.core.state import MemoryState
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors" / "records"

@@ -1,4 +1,4 @@
-"""ledger.tiles: C2SP tlog-tiles paths, tile contents, entry bundles and TileHashReader."""
+"""ledger.core.tiles: C2SP tlog-tiles paths, tile contents, entry bundles and TileHashReader."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import tiles
-from ledger.errors import FormatError, RootMismatchError, TooLargeError
-from ledger.merkle import (
+from ledger.core import tiles
+from ledger.core.errors import FormatError, RootMismatchError, TooLargeError
+from ledger.core.merkle import (
     EMPTY_ROOT,
     MemoryHashStore,
     consistency_proof,
@@ -21,7 +21,7 @@ from ledger.merkle import (
     tree_hash,
     verify_inclusion,
 )
-from ledger.tiles import (
+from ledger.core.tiles import (
     Tile,
     TileHashReader,
     bundles_for_size,

@@ -30,16 +30,17 @@ from logfactory import (
     write_static_log,
 )
 
-from ledger import merkle, tiles, verify_cli
-from ledger.entry import Entry, parse_entry
-from ledger.note import ALG_COSIGNATURE_V1, cosign, make_vkey, parse_note
-from ledger.receipt import Receipt
-from ledger.records import Endorsement, Kind, Registration, SignedRecord
-from ledger.source import DirectorySource
-from ledger.state import KINDS
-from ledger.verify import Trust, evidence_bytes, fork_evidence, verify_log
-from ledger.verify_cli import _ProgressBar, main
-from ledger.verifystate import load_state
+from ledger.core import merkle, tiles
+from ledger.core.entry import Entry, parse_entry
+from ledger.core.note import ALG_COSIGNATURE_V1, cosign, make_vkey, parse_note
+from ledger.core.receipt import Receipt
+from ledger.core.records import Endorsement, Kind, Registration, SignedRecord
+from ledger.core.state import KINDS
+from ledger.verify import cli as verify_cli
+from ledger.verify.cli import _ProgressBar, main
+from ledger.verify.source import DirectorySource
+from ledger.verify.statefile import load_state
+from ledger.verify.verifier import Trust, evidence_bytes, fork_evidence, verify_log
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from logfactory import ORIGIN, LogFactory, LogKey, private_key, public_bytes, sign_record
 
-from ledger import merkle, tiles, verify
-from ledger.entry import parse_entry
-from ledger.errors import FormatError, LedgerError, ProofError, RootMismatchError
-from ledger.fork import check_evidence, consistency_roots, evidence_bytes, fork_evidence
-from ledger.note import ALG_COSIGNATURE_V1, make_vkey
-from ledger.records import (
+from ledger.core import merkle, tiles
+from ledger.core.entry import parse_entry
+from ledger.core.errors import FormatError, LedgerError, ProofError, RootMismatchError
+from ledger.core.fork import check_evidence, consistency_roots, evidence_bytes, fork_evidence
+from ledger.core.note import ALG_COSIGNATURE_V1, make_vkey
+from ledger.core.records import (
     Kind,
     Registration,
     Rotation,
@@ -30,11 +30,12 @@ from ledger.records import (
     parse_record,
     verify_signatures,
 )
-from ledger.source import DirectorySource, NotFoundError
-from ledger.state import MemoryState, PairTable
-from ledger.tiletree import TileTree
-from ledger.verify import Trust, _verify_triples, _worker_for, verify_log
-from ledger.verifystate import StateError, VerifierState, load_state, save_state
+from ledger.core.state import MemoryState, PairTable
+from ledger.verify import verifier as verify
+from ledger.verify.source import DirectorySource, NotFoundError
+from ledger.verify.statefile import StateError, VerifierState, load_state, save_state
+from ledger.verify.tiletree import TileTree
+from ledger.verify.verifier import Trust, _verify_triples, _worker_for, verify_log
 
 
 def _tiles_of(store: merkle.MemoryHashStore, size: int) -> dict[str, bytes]:
@@ -478,7 +479,7 @@ def test_collection_thresholds_are_raised_while_checking_then_restored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """verify_log collects the young generation less often while it checks entries
-    (ledger.verify.YOUNG_GC_THRESHOLD), and leaves the process's thresholds as it
+    (ledger.verify.verifier.YOUNG_GC_THRESHOLD), and leaves the process's thresholds as it
     found them, after a valid log and after an invalid one."""
     f = LogFactory()
     f.grow(40)

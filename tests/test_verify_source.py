@@ -1,4 +1,4 @@
-"""ledger.source: reading tlog-tiles paths from a directory or over HTTP, with bounds."""
+"""ledger.verify.source: reading tlog-tiles paths from a directory or over HTTP, with bounds."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.errors import TooLargeError
-from ledger.source import (
+from ledger.core.errors import TooLargeError
+from ledger.verify.source import (
     MAX_TILE_BYTES,
     DirectorySource,
     HttpSource,

@@ -17,8 +17,8 @@ from api.problems import ProblemError
 from api.sequencer import Sequencer
 from api.settings import Settings
 from api.storage.base import Storage
-from ledger.encoding import parse_uint
-from ledger.errors import FormatError
+from ledger.core.encoding import parse_uint
+from ledger.core.errors import FormatError
 
 #: Full tiles, bundles and entries never change.
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -37,12 +37,12 @@ from api.routes.schemas import (
     problem_responses,
 )
 from api.storage.base import LogHead
-from ledger import merkle
-from ledger.ed25519 import key_hash
-from ledger.encoding import b64encode
-from ledger.entry import parse_entry
-from ledger.receipt import Receipt
-from ledger.records import Body
+from ledger.core import merkle
+from ledger.core.ed25519 import key_hash
+from ledger.core.encoding import b64encode
+from ledger.core.entry import parse_entry
+from ledger.core.receipt import Receipt
+from ledger.core.records import Body
 
 router = APIRouter(prefix="/api/v1", tags=["log"])
 

@@ -6,10 +6,10 @@ The service, in order:
 
 1. reads the body (at most ``max_body_bytes``; a record longer than 65,385 bytes
    answers 413 ``entry_too_large``);
-2. parses it strictly (``ledger.records.parse_record``: 400 ``malformed``, or 422
+2. parses it strictly (``ledger.core.records.parse_record``: 400 ``malformed``, or 422
    ``missing_signature``...), checks its ``log`` is this log (422 ``wrong_log``) and
    verifies its signatures under the Ed25519 acceptance rule
-   (``ledger.records.verify_signatures``: 422 ``bad_signature``, ``wrong_signer``...);
+   (``ledger.core.records.verify_signatures``: 422 ``bad_signature``, ``wrong_signer``...);
 3. hands it to the sequencer, which applies the semantic rules against the log in
    the batch's transaction and answers after the commit: 409 for a record that
    conflicts with the log's state (``already_endorsed``, ``already_registered``,
@@ -59,9 +59,9 @@ from api.routes.schemas import (
 )
 from api.sequencer import Sequencer, SequencerStopped
 from api.storage.base import Appended, Rejected
-from ledger.errors import LedgerError
-from ledger.receipt import Receipt
-from ledger.records import (
+from ledger.core.errors import LedgerError
+from ledger.core.receipt import Receipt
+from ledger.core.records import (
     MAX_RECORD_SIZE,
     SignedRecord,
     check_signers,

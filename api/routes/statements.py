@@ -37,7 +37,7 @@ from api.routes.schemas import (
     problem_responses,
 )
 from api.storage.base import SignatoryView, StatementView
-from ledger.records import Kind
+from ledger.core.records import Kind
 
 router = APIRouter(prefix="/api/v1", tags=["statements and signatories"])
 

@@ -12,7 +12,7 @@ width W never changes either, but the log may stop serving it once the full one
 exists (tlog-tiles, "Partial Tiles"), so it is cached for a minute. Any tile the
 committed tree does not hold yet answers 404 with ``Cache-Control: no-store``, so
 that no cache remembers its absence (every problem answer is ``no-store``). Paths are parsed with
-``ledger.tiles.parse_tile_path``, which accepts one spelling only: a
+``ledger.core.tiles.parse_tile_path``, which accepts one spelling only: a
 non-canonical path (``tile/0/x000/001``, ``tile/0/001.p/0``) answers 400.
 Compression (gzip) is negotiated by the application's middleware.
 """
@@ -27,8 +27,8 @@ from fastapi.concurrency import run_in_threadpool
 from api.problems import ProblemError
 from api.routes.deps import IMMUTABLE, SHORT, AppContext, ContextDep
 from api.routes.schemas import EX_CHECKPOINT, problem_responses
-from ledger.errors import FormatError
-from ledger.tiles import (
+from ledger.core.errors import FormatError
+from ledger.core.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
     Tile,

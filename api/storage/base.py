@@ -17,7 +17,7 @@ Sequencing (:meth:`Storage.append_batch`) is one transaction per batch:
    the log at a time;
 2. for each record, in order: answer the existing entry if its record id is already
    in the log (or earlier in the batch); otherwise apply the semantic rules
-   (``ledger.rules.evaluate``) against the projection as it stands *inside the
+   (``ledger.core.rules.evaluate``) against the projection as it stands *inside the
    transaction*, so that a record sees the effects of the earlier records of its
    batch; a rejected record gets its error and the others go on; an accepted one
    becomes entry ``size`` (``prev`` = the previous leaf hash, one ``time`` for the
@@ -41,10 +41,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ledger.merkle import HashReader, inclusion_proof
-from ledger.note import NoteSigner
-from ledger.records import SignedRecord
-from ledger.rules import DEFAULT_MAX_AGE_S
+from ledger.core.merkle import HashReader, inclusion_proof
+from ledger.core.note import NoteSigner
+from ledger.core.records import SignedRecord
+from ledger.core.rules import DEFAULT_MAX_AGE_S
 
 
 class StorageError(Exception):
@@ -94,7 +94,7 @@ class Appended:
 
     For a record appended by this batch, a storage may also give the ``entry``
     bytes and either its inclusion ``proof`` in the tree of ``tree_size``, or
-    ``hashes``, an in-memory ``ledger.merkle.HashReader`` holding the stored hashes
+    ``hashes``, an in-memory ``ledger.core.merkle.HashReader`` holding the stored hashes
     the batch computed or read (shared by the batch's results), enough for that
     proof; so that the answer needs no further read (:meth:`held_proof`). None when
     it does not (a duplicate, for one).
@@ -131,7 +131,7 @@ class Rejected:
 
     ``code`` is the error code of docs/spec.md (``already_endorsed``,
     ``unknown_statement``, ``entry_too_large``...), ``message`` the sentence,
-    ``field``/``expected``/``found`` as in ``ledger.errors.LedgerError`` (already
+    ``field``/``expected``/``found`` as in ``ledger.core.errors.LedgerError`` (already
     rendered as text: hex for hashes and keys).
     """
 
@@ -199,7 +199,7 @@ class Storage(Protocol):
     # --- the log ---------------------------------------------------------------------
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        """``ledger.merkle.HashReader`` over the committed tree; raises if one is missing."""
+        """``ledger.core.merkle.HashReader`` over the committed tree; raises if one is missing."""
         ...
 
     def head(self) -> LogHead:
@@ -241,7 +241,7 @@ class Storage(Protocol):
         """Sequence ``records`` in ONE transaction; one result per record, in order.
 
         The records must be complete and their signatures already verified
-        (``ledger.records.verify_signatures``). ``time_ms`` defaults to the clock;
+        (``ledger.core.records.verify_signatures``). ``time_ms`` defaults to the clock;
         the batch's entries get ``max(time_ms, time of the last entry)``. Returns
         only after the commit; on an exception nothing was appended.
         """

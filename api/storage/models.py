@@ -8,7 +8,7 @@ The log (source of truth):
 * ``entries``: entry ``idx`` (assigned by the sequencer, never by a SEQUENCE or an
   autoincrement, which leave gaps on rollback), its canonical bytes, and its leaf
   hash and record id, both UNIQUE: deduplication is exact, by constraint.
-* ``tree_hashes``: the stored Merkle hashes (``ledger.merkle``, stored hash index).
+* ``tree_hashes``: the stored Merkle hashes (``ledger.core.merkle``, stored hash index).
 * ``checkpoints``: every checkpoint the log signed, by size (one per size).
 
 The projection (derived from the entries; ``rebuild_projection`` recomputes it):

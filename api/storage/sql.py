@@ -78,14 +78,14 @@ from api.storage.models import (
     TALLIES,
 )
 from api.storage.txstate import TxHashes, TxState, chunks, insert_rows, select_in
-from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.encoding import b64encode
-from ledger.entry import Entry, parse_entry
-from ledger.errors import FormatError, LedgerError, RuleError
-from ledger.merkle import leaf_hash, tree_hash
-from ledger.records import SignedRecord
-from ledger.rules import DEFAULT_MAX_AGE_S, evaluate
-from ledger.state import KINDS
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.encoding import b64encode
+from ledger.core.entry import Entry, parse_entry
+from ledger.core.errors import FormatError, LedgerError, RuleError
+from ledger.core.merkle import leaf_hash, tree_hash
+from ledger.core.records import SignedRecord
+from ledger.core.rules import DEFAULT_MAX_AGE_S, evaluate
+from ledger.core.state import KINDS
 
 logger = logging.getLogger("api.storage")
 

@@ -1,9 +1,9 @@
 """The state of a sequencing transaction: what the rules read, and the growing tree.
 
-:class:`TxState` is the ``ledger.rules.StateView`` of ``api.storage.sql`` over the
+:class:`TxState` is the ``ledger.core.rules.StateView`` of ``api.storage.sql`` over the
 projection tables, read *inside* the transaction that appends, so that a record
 sees the effects of the earlier records of its batch. :class:`TxHashes` is the
-``ledger.merkle.HashReader`` over the tree inside that transaction. Both keep what
+``ledger.core.merkle.HashReader`` over the tree inside that transaction. Both keep what
 they read and write in memory and write it all at the end of the batch, one
 ``executemany`` per table, which keeps an append's cost independent of the log's
 size.
@@ -20,11 +20,11 @@ from sqlalchemy import Connection, Table
 
 from api.storage.base import StorageError
 from api.storage.models import AUTHORS, HASHES, KEYS, PAIRS, SIGNATORIES, STATEMENTS, TALLIES
-from ledger.ed25519 import key_hash
-from ledger.merkle import stored_hash_count, stored_hash_index, stored_hashes_for_append
-from ledger.records import Endorsement, Registration, SignedRecord, Statement
-from ledger.rules import Effect, KeyInfo, PairInfo, SignatoryInfo
-from ledger.state import KINDS
+from ledger.core.ed25519 import key_hash
+from ledger.core.merkle import stored_hash_count, stored_hash_index, stored_hashes_for_append
+from ledger.core.records import Endorsement, Registration, SignedRecord, Statement
+from ledger.core.rules import Effect, KeyInfo, PairInfo, SignatoryInfo
+from ledger.core.state import KINDS
 
 #: Largest IN list per query (SQLite's default limit on bound variables is 32,766).
 CHUNK = 500
@@ -167,7 +167,7 @@ def _pairs_sql(n: int) -> str:
 
 
 class TxState:
-    """A ``ledger.rules.StateView`` over the projection tables, inside one transaction.
+    """A ``ledger.core.rules.StateView`` over the projection tables, inside one transaction.
 
     It caches what it reads (absent rows too), applies each accepted record's effect
     to the cache, so that later records of the batch see it, and writes all changes
@@ -256,7 +256,7 @@ class TxState:
         self._load_statements(stmts)
         self._load_pairs(pairs)
 
-    # --- ledger.rules.StateView ------------------------------------------------------
+    # --- ledger.core.rules.StateView ------------------------------------------------------
 
     def get_signatory(self, signatory: bytes) -> SignatoryInfo | None:
         if signatory not in self.sigs:
@@ -474,7 +474,7 @@ class TxState:
 
 
 class TxHashes:
-    """A ``ledger.merkle.HashReader`` over the tree inside a sequencing transaction.
+    """A ``ledger.core.merkle.HashReader`` over the tree inside a sequencing transaction.
 
     It starts with the compact range of the committed tree (one query) and holds the
     hashes the batch stores; it reads anything else from the database.

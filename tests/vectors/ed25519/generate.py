@@ -4,7 +4,7 @@
 
 This script deliberately does NOT use ``ledger``: it carries its own small
 edwards25519 arithmetic (affine coordinates, written from RFC 8032, sections 5.1.3
-to 5.1.6) so that the vectors check ``ledger.ed25519`` against a second,
+to 5.1.6) so that the vectors check ``ledger.core.ed25519`` against a second,
 independent implementation. It signs with that arithmetic too, which lets it
 build signatures no honest signer makes (R of small order, keys of mixed order);
 honest signatures are cross-checked against pyca/cryptography. Everything is

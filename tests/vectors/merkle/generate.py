@@ -6,7 +6,7 @@ This script deliberately does NOT use ``ledger``: it computes trees and proofs
 straight from the recursive definitions of RFC 9162 (MTH, PATH, PROOF and
 SUBPROOF, sections 2.1.1, 2.1.3.1 and 2.1.4.1) with hashlib, and checks proofs
 with a structural verifier that follows the same recursion, not the RFC's
-bit-twiddling algorithm of sections 2.1.3.2 and 2.1.4.2 that ``ledger.merkle``
+bit-twiddling algorithm of sections 2.1.3.2 and 2.1.4.2 that ``ledger.core.merkle``
 implements. The output is deterministic; tests/test_merkle.py checks that the
 committed files are exactly this script's output.
 

@@ -4,7 +4,7 @@
 
 This script deliberately does NOT use ``ledger``: it writes notes, signature
 lines and vkeys by hand from the specs, signs with pyca/cryptography, and so
-checks ``ledger.note`` against a second reading of c2sp.org/signed-note and
+checks ``ledger.core.note`` against a second reading of c2sp.org/signed-note and
 c2sp.org/tlog-cosignature. Ed25519 signing is deterministic, so running it again
 writes identical bytes (tests/test_note.py checks that the committed file is its output).
 

@@ -4,7 +4,7 @@
 
 This script deliberately does NOT use ``ledger``: it writes every record by hand
 from the spec's byte layout, signs with pyca/cryptography, and hashes with
-hashlib, so that the vectors check ``ledger.records`` and ``ledger.entry``
+hashlib, so that the vectors check ``ledger.core.records`` and ``ledger.core.entry``
 against a second, independent reading of the spec. Ed25519 signatures are
 deterministic, so running it again writes identical bytes
 (tests/test_spec_vectors.py checks that the committed files are its output).

@@ -24,7 +24,7 @@ or the new one. Format ``endorsement-ledger/verifier-state/v2``, byte by byte:
    loading (and compared with the stored root) and onto which new leaves are
    appended.
 2. **Body**: exactly ``body_length`` bytes, the replayed state
-   (:meth:`ledger.state.MemoryState.to_bytes`, which documents its layout: fixed-
+   (:meth:`ledger.core.state.MemoryState.to_bytes`, which documents its layout: fixed-
    width little-endian integers, raw 32-byte ids and keys, the pair table's two
    uint64 arrays last, copied straight from and into the arrays).
 3. **Trailer**: 32 bytes, the SHA-256 of everything before it (header line and
@@ -35,7 +35,7 @@ trailer long, and the SHA-256, before decoding the body; then decodes the body
 defensively all the same (the hash proves only that the file is what a writer
 wrote). Any damage is a :class:`StateError` naming the field. A v1 file (one JSON
 document, ``"format": "endorsement-ledger/verifier-state/v1"``, ``replay`` being
-:meth:`~ledger.state.MemoryState.to_dict`) from an older release still loads;
+:meth:`~ledger.core.state.MemoryState.to_dict`) from an older release still loads;
 :func:`save_state` always writes v2. The state is only as trustworthy as the file:
 keep it where others cannot write.
 """
@@ -52,9 +52,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ledger.encoding import parse_hex32
-from ledger.errors import FormatError
-from ledger.state import MemoryState, Reader
+from ledger.core.encoding import parse_hex32
+from ledger.core.errors import FormatError
+from ledger.core.state import MemoryState, Reader
 
 FORMAT = "endorsement-ledger/verifier-state/v2"
 FORMAT_V1 = "endorsement-ledger/verifier-state/v1"
@@ -250,7 +250,7 @@ class VerifierState:
 
 
 class _Chain:
-    """Bytes already read, then the rest of a file: a :class:`ledger.state.Reader`."""
+    """Bytes already read, then the rest of a file: a :class:`ledger.core.state.Reader`."""
 
     def __init__(self, head: bytes, f: Reader) -> None:
         self._head = memoryview(head)

@@ -18,7 +18,7 @@ authenticated: nothing here trusts it.
 
 :func:`verify_receipt` follows docs/spec.md, "Checking a receipt", steps 2-3:
 verify the checkpoint with the trusted log key(s) and origin
-(:func:`ledger.checkpoint.open_checkpoint`), check the index is below its size,
+(:func:`ledger.core.checkpoint.open_checkpoint`), check the index is below its size,
 then verify the RFC 9162 inclusion proof of the leaf hash against its root.
 Cosignatures in the checkpoint are ignored unless a policy asks for them.
 """
@@ -29,14 +29,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
-from ledger.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_uint
-from ledger.errors import FormatError, ProofError, TooLargeError
-from ledger.merkle import verify_inclusion
-from ledger.note import MAX_NOTE_SIZE, Verifier, parse_note
+from ledger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
+from ledger.core.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_uint
+from ledger.core.errors import FormatError, ProofError, TooLargeError
+from ledger.core.merkle import verify_inclusion
+from ledger.core.note import MAX_NOTE_SIZE, Verifier, parse_note
 
 if TYPE_CHECKING:
-    from ledger.policy import Policy
+    from ledger.core.policy import Policy
 
 __all__ = [
     "HEADER",
@@ -138,7 +138,7 @@ def verify_receipt(
     """Check that ``leaf_hash`` is leaf ``receipt.index`` of a checkpoint signed by a trusted log.
 
     1. Verify the checkpoint with ``verifiers`` and ``origin`` (signature by a log key
-       named after the origin; see :func:`ledger.checkpoint.open_checkpoint`); with a
+       named after the origin; see :func:`ledger.core.checkpoint.open_checkpoint`); with a
        ``policy``, its witness quorum must be met too.
     2. The index must be below the checkpoint's tree size (ProofError).
     3. The RFC 9162 inclusion proof must lead from ``leaf_hash`` to the checkpoint's

@@ -33,7 +33,7 @@ A verifier key (vkey) is ``<name>+<8 lowercase hex key ID>+<base64(alg || key)>`
 :func:`open_note` applies the spec's rules: signatures whose (name, key ID) match
 no verifier are ignored; a matching signature that fails rejects the whole note;
 a note with no verified signature is rejected (``UnknownKeyError``). Every Ed25519
-check goes through :func:`ledger.ed25519.verify`, the acceptance rule.
+check goes through :func:`ledger.core.ed25519.verify`, the acceptance rule.
 
 >>> v = parse_vkey("example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k")
 >>> note = open_note(
@@ -56,9 +56,9 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import ed25519
-from ledger.encoding import b64decode_strict, b64encode
-from ledger.errors import FormatError, SignatureError, TooLargeError, UnknownKeyError
+from ledger.core import ed25519
+from ledger.core.encoding import b64decode_strict, b64encode
+from ledger.core.errors import FormatError, SignatureError, TooLargeError, UnknownKeyError
 
 __all__ = [
     "ALG_COSIGNATURE_V1",

@@ -15,7 +15,7 @@ clear failures:
 * every response is bounded by the largest size its path may legitimately have
   (:func:`max_size`): a checkpoint 1 MiB, a hash tile 8,192 bytes, an entry bundle
   256 entries of at most 65,535 bytes each; a larger answer raises
-  :class:`ledger.errors.TooLargeError` naming the path;
+  :class:`ledger.core.errors.TooLargeError` naming the path;
 * a missing resource raises :class:`NotFoundError` (the verifier may fall back from
   a partial tile to the full one, as the spec allows);
 * any other failure to read (no such directory, connection refused, HTTP 500,
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ledger import __version__
-from ledger.errors import LedgerError, TooLargeError
+from ledger.core.errors import LedgerError, TooLargeError
 
 #: Largest checkpoint we read: a signed note with many cosignatures fits easily.
 MAX_CHECKPOINT_BYTES = 1 << 20
@@ -57,7 +57,7 @@ class SourceError(LedgerError):
 class NotFoundError(SourceError, LookupError):
     """The source does not have the resource (no such file, HTTP 404 or 410).
 
-    Also a LookupError, which :class:`ledger.tiles.TileHashReader` takes as "try
+    Also a LookupError, which :class:`ledger.core.tiles.TileHashReader` takes as "try
     the full tile".
     """
 

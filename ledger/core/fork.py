@@ -31,16 +31,16 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ledger import merkle
-from ledger.checkpoint import Checkpoint
-from ledger.encoding import b64decode_strict, b64encode
-from ledger.errors import ConsistencyError, FormatError, ProofError, VerificationError
+from ledger.core import merkle
+from ledger.core.checkpoint import Checkpoint
+from ledger.core.encoding import b64decode_strict, b64encode
+from ledger.core.errors import ConsistencyError, FormatError, ProofError, VerificationError
 
 EVIDENCE_FORMAT = "endorsement-ledger/fork-evidence/v1"
 
 
 class CheckpointOpener(Protocol):
-    """What decides whether a checkpoint is the log's (``ledger.verify.Trust``)."""
+    """What decides whether a checkpoint is the log's (``ledger.verify.verifier.Trust``)."""
 
     def open_checkpoint(self, data: bytes) -> Checkpoint: ...
 

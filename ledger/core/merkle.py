@@ -28,8 +28,8 @@ Proofs are those of RFC 9162: inclusion (section 2.1.3.1, verified as in
 2.1.3.2) and consistency (2.1.4.1, verified as in 2.1.4.2). Their hashes are
 ordered from the leaf upwards, as in RFC 6962, so that sumdb's
 ``tlog.CheckRecord`` and ``tlog.CheckTree`` accept them. Verification raises
-:class:`~ledger.errors.ProofError` (or its subclass
-:class:`~ledger.errors.RootMismatchError`) and returns nothing.
+:class:`~ledger.core.errors.ProofError` (or its subclass
+:class:`~ledger.core.errors.RootMismatchError`) and returns nothing.
 
 Proof *generation* takes trusted arguments: an index or size outside the tree
 is the caller's mistake and raises ``ValueError``.
@@ -41,7 +41,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Protocol
 
-from ledger.errors import FormatError, ProofError, RootMismatchError
+from ledger.core.errors import FormatError, ProofError, RootMismatchError
 
 __all__ = [
     "EMPTY_ROOT",

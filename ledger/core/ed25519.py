@@ -55,7 +55,7 @@ invalid signature) gives our answers; otherwise, or with the environment variabl
 >>> verify(pub, sig, b"")  # RFC 8032, section 7.1, test 1
 >>> verify(bytes([1]) + bytes(31), bytes([1]) + bytes(63), b"anything")
 Traceback (most recent call last):
-ledger.errors.SignatureError: field 'public_key': public key has small order
+ledger.core.errors.SignatureError: field 'public_key': public key has small order
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.errors import FormatError, SignatureError
+from ledger.core.errors import FormatError, SignatureError
 
 __all__ = [
     "ACCEL_ENV",

@@ -37,9 +37,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ledger.encoding import parse_uint
-from ledger.errors import FormatError, RootMismatchError, TooLargeError
-from ledger.merkle import (
+from ledger.core.encoding import parse_uint
+from ledger.core.errors import FormatError, RootMismatchError, TooLargeError
+from ledger.core.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     HashReader,
@@ -312,7 +312,7 @@ def _tile_levels(data: bytes) -> list[list[bytes]]:
 
 
 class TileHashReader(HashReader):
-    """A :class:`~ledger.merkle.HashReader` over tiles fetched from a log or mirror.
+    """A :class:`~ledger.core.merkle.HashReader` over tiles fetched from a log or mirror.
 
     ``size`` and ``root`` must come from a verified checkpoint. ``fetch(path)``
     returns the bytes at a tile path (relative to the log's prefix). No fetched

@@ -39,10 +39,10 @@ import re
 from collections.abc import Sized
 from dataclasses import dataclass
 
-from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.encoding import parse_uint
-from ledger.errors import FormatError, SignatureError, TooLargeError, VerificationError
-from ledger.note import CosignatureVerifier, Ed25519Verifier, Note, parse_note, parse_vkey
+from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core.encoding import parse_uint
+from ledger.core.errors import FormatError, SignatureError, TooLargeError, VerificationError
+from ledger.core.note import CosignatureVerifier, Ed25519Verifier, Note, parse_note, parse_vkey
 
 __all__ = [
     "MAX_ITEMS",

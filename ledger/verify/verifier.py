@@ -1,7 +1,7 @@
 """Verify a whole log, or the part added since the last run, and receipts, offline.
 
 This is the procedure of docs/spec.md, "Verification procedure", run against a
-:class:`ledger.source.Source` (a tlog-tiles directory or URL) that is trusted for
+:class:`ledger.verify.source.Source` (a tlog-tiles directory or URL) that is trusted for
 nothing: every byte is checked against a checkpoint signed by a key the *user*
 supplied (:class:`Trust`, from vkeys or a C2SP tlog-policy file).
 
@@ -9,7 +9,7 @@ supplied (:class:`Trust`, from vkeys or a C2SP tlog-policy file).
 
 1-2. fetch ``checkpoint``, verify its signature (and the policy's witness quorum)
      and its origin;
-8-10. with a stored :class:`~ledger.verifystate.VerifierState`: the new size must
+8-10. with a stored :class:`~ledger.verify.statefile.VerifierState`: the new size must
      not be smaller and the new tree must extend the stored one (an RFC 9162
      consistency proof computed from the source's tiles, each tile checked against
      the new root); otherwise :class:`ForkError` carries both signed checkpoints;
@@ -17,8 +17,8 @@ supplied (:class:`Trust`, from vkeys or a C2SP tlog-policy file).
      split each (exact count, nothing left over); parse every entry and its record
      strictly and check every signature (in ``jobs`` processes, in chunks of one
      bundle); then, in log order in this process, check index, ``prev`` and time
-     and replay the semantic rules (``ledger.rules.evaluate``) on a
-     :class:`~ledger.state.MemoryState`;
+     and replay the semantic rules (``ledger.core.rules.evaluate``) on a
+     :class:`~ledger.core.state.MemoryState`;
 5.   hash every entry into the tree, checking every hash tile the source serves
      (full tiles as they complete, then the partial ones) against the recomputed
      hashes, and compare the root with the signed one;
@@ -29,7 +29,7 @@ time, the tree is kept as one incomplete tile per level (a compact range at tile
 granularity), and the replayed state grows with signatories, statements and
 (signatory, statement) pairs, not with entries.
 
-The first failure in log order is raised as a :mod:`ledger.errors` exception
+The first failure in log order is raised as a :mod:`ledger.core.errors` exception
 naming the entry (``index``), the ``field`` (a record field, or the tlog-tiles
 path of a tile or bundle) and what was expected and found.
 """
@@ -50,18 +50,18 @@ from concurrent.futures.process import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger import ed25519, merkle, tiles
-from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.encoding import b64encode
-from ledger.entry import Entry, parse_entry
-from ledger.errors import (
+from ledger.core import ed25519, merkle, tiles
+from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core.encoding import b64encode
+from ledger.core.entry import Entry, parse_entry
+from ledger.core.errors import (
     FormatError,
     LedgerError,
     ProofError,
     RootMismatchError,
     VerificationError,
 )
-from ledger.fork import (
+from ledger.core.fork import (
     EVIDENCE_FORMAT,
     ForkError,
     check_evidence,
@@ -70,15 +70,15 @@ from ledger.fork import (
     fork_evidence,
     is_power_of_two,
 )
-from ledger.note import Ed25519Verifier, Verifier, parse_vkey
-from ledger.policy import Policy, parse_policy
-from ledger.receipt import parse_receipt, verify_receipt
-from ledger.records import check_signers, verify_signatures
-from ledger.rules import DEFAULT_MAX_AGE_S
-from ledger.source import NotFoundError, Source
-from ledger.state import MemoryState
-from ledger.tiletree import WIDTH, TileTree
-from ledger.verifystate import StateError, VerifierState
+from ledger.core.note import Ed25519Verifier, Verifier, parse_vkey
+from ledger.core.policy import Policy, parse_policy
+from ledger.core.receipt import parse_receipt, verify_receipt
+from ledger.core.records import check_signers, verify_signatures
+from ledger.core.rules import DEFAULT_MAX_AGE_S
+from ledger.core.state import MemoryState
+from ledger.verify.source import NotFoundError, Source
+from ledger.verify.statefile import StateError, VerifierState
+from ledger.verify.tiletree import WIDTH, TileTree
 
 #: Below this many entries to check, worker processes cost more than they save.
 MIN_ENTRIES_FOR_PROCESSES = 2 * WIDTH
@@ -223,7 +223,7 @@ Triple = tuple[int, int, bytes, bytes, bytes]
 
 
 def _verify_triples(triples: Sequence[Triple]) -> tuple[int, int, LedgerError] | None:
-    """Check each signature with the acceptance rule (``ledger.ed25519.verify``), in
+    """Check each signature with the acceptance rule (``ledger.core.ed25519.verify``), in
     order; return the first failure as (offset, signature number, error)."""
     for offset, n, pub, sig, msg in triples:
         try:
@@ -257,7 +257,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
         method = "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["ledger.verify"])
+        ctx.set_forkserver_preload(["ledger.verify.verifier"])
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
     # With fork, the first task starts every worker at once (CPython does not fork
     # workers on demand then): do it before the fetching threads exist.
@@ -372,10 +372,10 @@ def verify_log(
     """Verify the log at ``source``, all of it or (with ``state``) what is new.
 
     Returns the :class:`Result` (its ``state`` is what to save for the next run).
-    Raises a :class:`~ledger.errors.VerificationError` or
-    :class:`~ledger.errors.FormatError` for an invalid log, :class:`ForkError` if
+    Raises a :class:`~ledger.core.errors.VerificationError` or
+    :class:`~ledger.core.errors.FormatError` for an invalid log, :class:`ForkError` if
     the log is not consistent with ``state``, and
-    :class:`~ledger.source.SourceError` if the source cannot be read.
+    :class:`~ledger.verify.source.SourceError` if the source cannot be read.
     ``max_age_s`` is only reported on (rule 3): entries older than that are
     listed in ``Result.warnings``.
 
@@ -505,7 +505,7 @@ class _EntryChecker:
     the next bundles. It then takes the bundles in order and, entry by entry,
     checks index, ``prev`` and time, the signers, the workers' verdict, and the
     semantic rules, and hashes the entry into the tree. With one job (or a small
-    log) it calls ``ledger.records.verify_signatures`` itself.
+    log) it calls ``ledger.core.records.verify_signatures`` itself.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """Checkpoints: a log's signed tree head (C2SP tlog-checkpoint).
 
-A checkpoint is a signed note (:mod:`ledger.note`) whose text is at least three
+A checkpoint is a signed note (:mod:`ledger.core.note`) whose text is at least three
 non-empty lines (c2sp.org/tlog-checkpoint, "Note text")::
 
     <origin>
@@ -31,9 +31,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_uint
-from ledger.errors import FormatError, UnknownKeyError, VerificationError
-from ledger.note import Note, NoteSigner, Verifier, open_note, sign_note
+from ledger.core.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_uint
+from ledger.core.errors import FormatError, UnknownKeyError, VerificationError
+from ledger.core.note import Note, NoteSigner, Verifier, open_note, sign_note
 
 __all__ = [
     "Checkpoint",
@@ -125,7 +125,7 @@ def open_checkpoint(
 ) -> tuple[Checkpoint, Note]:
     """Verify a signed checkpoint against the trusted log key(s); return it and its note.
 
-    1. Open the note with ``verifiers`` (:func:`ledger.note.open_note`): signatures
+    1. Open the note with ``verifiers`` (:func:`ledger.core.note.open_note`): signatures
        by unknown keys are ignored, an invalid one by a known key rejects it.
     2. Parse its text as a checkpoint.
     3. If ``origin`` is given, the checkpoint's origin must equal it (WrongOriginError).

@@ -7,13 +7,13 @@ tlog-tiles client, ``ledger-verify`` included, can read it::
     checkpoint                   the newest verified signed checkpoint (published last)
     tile/<L>/<N>[.p/<W>]         Merkle tree tiles
     tile/entries/<N>[.p/<W>]     entry bundles
-    .ledger-mirror/state.json    the verifier's state (ledger.verifystate), not public
+    .ledger-mirror/state.json    the verifier's state (ledger.verify.statefile), not public
     .ledger-mirror/staging/      files fetched but not yet verified, not public
     .ledger-mirror/lock          one mirror process per directory (flock)
     .ledger-mirror/fork-evidence-<time>.json   saved when the source forked
 
 :class:`Mirror` copies a *source* (a log server, another mirror over HTTP, or a
-mirror directory: :func:`ledger.source.open_source`) into the directory:
+mirror directory: :func:`ledger.verify.source.open_source`) into the directory:
 
 1. **Incremental.** Everything the source serves at a tree size is determined by
    that size: a tree that grows from ``m`` to ``n`` entries gains the files
@@ -22,8 +22,8 @@ mirror directory: :func:`ledger.source.open_source`) into the directory:
    partial tiles of the new tree that the consistency proof reads, which the
    verifier must take from the source to be able to tell a fork.
 2. **Verified first.** Every fetched byte goes through the verifier's own code,
-   :func:`ledger.verify.verify_log`, resumed from the state saved by the last
-   sync and trusting only the keys the user gave (:class:`ledger.verify.Trust`):
+   :func:`ledger.verify.verifier.verify_log`, resumed from the state saved by the last
+   sync and trusting only the keys the user gave (:class:`ledger.verify.verifier.Trust`):
    checkpoint signature, consistency with the last verified checkpoint, every
    entry, signature and rule, every tile. Fetched files wait in a staging
    directory meanwhile and are published only if all of it passes.
@@ -37,7 +37,7 @@ mirror directory: :func:`ledger.source.open_source`) into the directory:
 4. **Forks are refused.** If the source's checkpoint is not consistent with the
    mirror's (RFC 9162 consistency proof), nothing is published, the state is kept,
    and both signed checkpoints (with the proof) are saved as fork evidence in the
-   verifier's format (:mod:`ledger.fork`); the caller exits with the verifier's
+   verifier's format (:mod:`ledger.core.fork`); the caller exits with the verifier's
    fork code. A source that is merely *behind* (a smaller checkpoint whose root is
    that of our tree at that size) is not a fork: the mirror stays where it is.
 
@@ -63,14 +63,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger import merkle, tiles
-from ledger.checkpoint import Checkpoint, parse_checkpoint_text
-from ledger.errors import LedgerError
-from ledger.fork import ForkError, evidence_bytes, fork_evidence, is_power_of_two
-from ledger.note import parse_note
-from ledger.source import DirectorySource, Source
-from ledger.verify import Progress, Result, Trust, fetch_checkpoint, verify_log
-from ledger.verifystate import VerifierState, load_state, save_state, write_atomically
+from ledger.core import merkle, tiles
+from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
+from ledger.core.errors import LedgerError
+from ledger.core.fork import ForkError, evidence_bytes, fork_evidence, is_power_of_two
+from ledger.core.note import parse_note
+from ledger.verify.source import DirectorySource, Source
+from ledger.verify.statefile import VerifierState, load_state, save_state, write_atomically
+from ledger.verify.verifier import Progress, Result, Trust, fetch_checkpoint, verify_log
 
 #: The mirror's private directory inside the mirror (never part of the log's layout).
 STATE_DIR = ".ledger-mirror"
@@ -261,7 +261,7 @@ def clean_staging(staging: Path) -> None:
 
 
 class StagingSource:
-    """A :class:`~ledger.source.Source` that keeps a copy of each fetched tile or bundle
+    """A :class:`~ledger.verify.source.Source` that keeps a copy of each fetched tile or bundle
     in a staging directory and records what was fetched; the checkpoint is fetched
     once and then pinned, so that the verifier and the publisher see the same one."""
 
@@ -454,9 +454,9 @@ class Mirror:
         """Fetch what is new at ``source``, verify it, and publish it (see the module doc).
 
         Raises :class:`MirrorForkError` (evidence saved) on a fork, a
-        :class:`~ledger.errors.VerificationError` or
-        :class:`~ledger.errors.FormatError` if the source serves an invalid log,
-        :class:`~ledger.source.SourceError` if it cannot be read. On any error
+        :class:`~ledger.core.errors.VerificationError` or
+        :class:`~ledger.core.errors.FormatError` if the source serves an invalid log,
+        :class:`~ledger.verify.source.SourceError` if it cannot be read. On any error
         nothing is published and the state is the one before.
         """
         if self._lock_fd is None:

@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 
-from ledger.errors import FormatError
+from ledger.core.errors import FormatError
 
 _UINT = re.compile(r"0|[1-9][0-9]*")
 _HEX32 = re.compile(r"[0-9a-f]{64}")

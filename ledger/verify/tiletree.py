@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ledger import merkle, tiles
-from ledger.errors import FormatError, RootMismatchError
-from ledger.source import NotFoundError
+from ledger.core import merkle, tiles
+from ledger.core.errors import FormatError, RootMismatchError
+from ledger.verify.source import NotFoundError
 
 WIDTH = tiles.TILE_WIDTH
 

@@ -16,7 +16,7 @@ server (or none: ``file://``) can serve::
 record id of the statement record.
 
 The pages are a projection of the log replayed with the verifier's own rules
-(:class:`ledger.state.MemoryState`), so each tally is exactly the one
+(:class:`ledger.core.state.MemoryState`), so each tally is exactly the one
 ``ledger-verify`` computes (docs/spec.md, "Tallies"). The log must already be
 verified (the mirror calls this after each verified sync); the checkpoint's
 signature and the chain of entries are checked again on the way, cheaply, but
@@ -53,16 +53,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger import tiles
-from ledger.checkpoint import open_checkpoint
-from ledger.encoding import b64decode_strict, b64encode
-from ledger.entry import Entry, parse_entry
-from ledger.errors import FormatError, LedgerError
-from ledger.merkle import leaf_hash
-from ledger.note import Ed25519Verifier, Verifier, parse_vkey
-from ledger.records import Statement
-from ledger.source import DirectorySource, NotFoundError
-from ledger.state import KINDS, MemoryState
+from ledger.core import tiles
+from ledger.core.checkpoint import open_checkpoint
+from ledger.core.encoding import b64decode_strict, b64encode
+from ledger.core.entry import Entry, parse_entry
+from ledger.core.errors import FormatError, LedgerError
+from ledger.core.merkle import leaf_hash
+from ledger.core.note import Ed25519Verifier, Verifier, parse_vkey
+from ledger.core.records import Statement
+from ledger.core.state import KINDS, MemoryState
+from ledger.verify.source import DirectorySource, NotFoundError
 
 __all__ = ["KIND_LABELS", "PAGE_SIZE", "build_site", "statement_page"]
 
@@ -875,9 +875,9 @@ def build_site(mirror_dir: Path, *, origin: str, vkeys: list[str]) -> None:
 
     Writes ``index.html``, ``statements/<id>.html``, ``verify.html`` and
     ``assets/site.css`` crash-safely, ``index.html`` last. Raises
-    :class:`~ledger.errors.FormatError` or :class:`~ledger.errors.VerificationError`
+    :class:`~ledger.core.errors.FormatError` or :class:`~ledger.core.errors.VerificationError`
     if the mirror does not hold a valid log, and
-    :class:`~ledger.source.SourceError` if it cannot be read; then no page changes.
+    :class:`~ledger.verify.source.SourceError` if it cannot be read; then no page changes.
     """
     mirror_dir = Path(mirror_dir)
     keys = _log_keys(vkeys, origin)

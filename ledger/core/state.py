@@ -1,7 +1,7 @@
 """The state of a log replayed in memory, and the tallies it publishes.
 
-:class:`MemoryState` is the :class:`ledger.rules.StateView` the verifier replays a
-log into: it applies each entry's :class:`ledger.rules.Effect` in log order and
+:class:`MemoryState` is the :class:`ledger.core.rules.StateView` the verifier replays a
+log into: it applies each entry's :class:`ledger.core.rules.Effect` in log order and
 keeps what the rules and the tallies need (docs/spec.md, "Semantic rules" and
 "Tallies"). Memory grows with the number of signatories, statements and
 (signatory, statement) pairs, not with the number of entries; pairs are kept as
@@ -25,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, TypeAlias, cast
 
-from ledger.ed25519 import key_hash
-from ledger.encoding import b64decode_strict, b64encode, parse_hex32
-from ledger.entry import ZERO_HASH, Entry
-from ledger.errors import FormatError, VerificationError
-from ledger.records import Registration, Statement
-from ledger.rules import (
+from ledger.core.ed25519 import key_hash
+from ledger.core.encoding import b64decode_strict, b64encode, parse_hex32
+from ledger.core.entry import ZERO_HASH, Entry
+from ledger.core.errors import FormatError, VerificationError
+from ledger.core.records import Registration, Statement
+from ledger.core.rules import (
     DEFAULT_MAX_AGE_S,
     Effect,
     KeyInfo,
@@ -296,7 +296,7 @@ class MemoryState:
         return key
 
     def apply(self, effect: Effect) -> None:
-        """Apply the effect of a valid entry (as returned by ``ledger.rules.evaluate``)."""
+        """Apply the effect of a valid entry (as returned by ``ledger.core.rules.evaluate``)."""
         kind = effect.kind
         if kind in ("register", "rotate", "revoke"):
             self._infos.pop(effect.signatory, None)
@@ -381,7 +381,7 @@ class MemoryState:
         """Check an entry's place (:meth:`check_place`) and rules, apply it; return its effect.
 
         The entry's signatures must already be verified
-        (``ledger.records.verify_signatures``). Raises VerificationError (RuleError
+        (``ledger.core.records.verify_signatures``). Raises VerificationError (RuleError
         for the semantic rules) naming the entry and the field, and then applies
         nothing. ``leaf_hash`` is the entry's leaf hash: the next entry's ``prev``.
         ``placed`` says the caller has just run :meth:`check_place` on ``entry``.

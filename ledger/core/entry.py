@@ -24,10 +24,10 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from ledger.encoding import parse_hex32, parse_uint
-from ledger.errors import FormatError, TooLargeError
-from ledger.merkle import leaf_hash
-from ledger.records import (
+from ledger.core.encoding import parse_hex32, parse_uint
+from ledger.core.errors import FormatError, TooLargeError
+from ledger.core.merkle import leaf_hash
+from ledger.core.records import (
     MAX_ENTRY_SIZE,
     MAX_RECORD_SIZE,
     VERSION,
@@ -96,7 +96,7 @@ def _check_size(n: int) -> None:
         )
 
 
-# The fast path (see ledger.records): a canonical header; the rest is a record for
+# The fast path (see ledger.core.records): a canonical header; the rest is a record for
 # parse_complete_record_fast. Anything it does not take goes to the strict parser.
 _HEADER = re.compile(
     re.escape(f"{ENTRY_HEADER}\n".encode())

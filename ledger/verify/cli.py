@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ledger import __version__
-from ledger.encoding import b64encode, parse_hex32
-from ledger.errors import FormatError, LedgerError
-from ledger.rules import DEFAULT_MAX_AGE_S
-from ledger.source import DEFAULT_TIMEOUT_S, SourceError, open_source
-from ledger.state import KINDS
-from ledger.verify import (
+from ledger.core.encoding import b64encode, parse_hex32
+from ledger.core.errors import FormatError, LedgerError
+from ledger.core.rules import DEFAULT_MAX_AGE_S
+from ledger.core.state import KINDS
+from ledger.verify.source import DEFAULT_TIMEOUT_S, SourceError, open_source
+from ledger.verify.statefile import StateError, load_state, save_state, write_atomically
+from ledger.verify.verifier import (
     ForkError,
     Result,
     Trust,
@@ -33,7 +34,6 @@ from ledger.verify import (
     verify_log,
     verify_receipt_file,
 )
-from ledger.verifystate import StateError, load_state, save_state, write_atomically
 
 EXIT_VALID = 0
 EXIT_INVALID = 1

@@ -28,9 +28,9 @@ id, whatever the signature bytes.
 
 Parsing is strict and round-trips: every value has one spelling, keys come in the
 spec's order, and the parsed record re-encodes to the input bytes or the input is
-rejected with a :class:`~ledger.errors.FormatError` naming the ``field``.
+rejected with a :class:`~ledger.core.errors.FormatError` naming the ``field``.
 :func:`verify_signatures` checks the signatures and the key requirements that need
-no log state; the rules that need the log's state live in :mod:`ledger.rules`.
+no log state; the rules that need the log's state live in :mod:`ledger.core.rules`.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
-from ledger import ed25519
-from ledger.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_hex32, parse_uint
-from ledger.errors import FormatError, SignatureError, TooLargeError
+from ledger.core import ed25519
+from ledger.core.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_hex32, parse_uint
+from ledger.core.errors import FormatError, SignatureError, TooLargeError
 
 #: The format version every record header (and entry header) starts with.
 VERSION = "endorsement-ledger/v1"
@@ -847,8 +847,8 @@ def verify_signatures(record: SignedRecord) -> None:
 
     Raises SignatureError unless the signers are right (:func:`check_signers`) and
     every signature is valid under the Ed25519 acceptance rule
-    (``ledger.ed25519.verify``) over the body. Who may sign (current keys, authors)
-    is checked by ``ledger.rules``.
+    (``ledger.core.ed25519.verify``) over the body. Who may sign (current keys, authors)
+    is checked by ``ledger.core.rules``.
     """
     check_signers(record)
     for sig in record.signatures:

@@ -1,13 +1,13 @@
 """The semantic rules of the log (docs/spec.md, "Semantic rules").
 
-A record that parses and whose signatures verify (``ledger.records.verify_signatures``)
+A record that parses and whose signatures verify (``ledger.core.records.verify_signatures``)
 may still be invalid at its point of the log: its signer may be unknown, rotated
 away or revoked, it may endorse a statement the log does not hold, and so on.
 :func:`evaluate` decides that against a read-only :class:`StateView` of the log
 before the entry and returns the :class:`Effect` the entry has on that state.
 
 The same function serves the service (whose view is its database, read inside the
-sequencing transaction) and the verifier (whose view is :class:`ledger.state.MemoryState`),
+sequencing transaction) and the verifier (whose view is :class:`ledger.core.state.MemoryState`),
 so that both apply exactly one set of rules.
 
 Replays need no global set of record ids: a replayed registration, statement,
@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ledger.ed25519 import key_hash
-from ledger.errors import RuleError
-from ledger.records import (
+from ledger.core.ed25519 import key_hash
+from ledger.core.errors import RuleError
+from ledger.core.records import (
     Endorsement,
     Registration,
     Revocation,
@@ -183,7 +183,7 @@ def evaluate(
     """Apply the semantic rules to ``record`` sequenced at ``index``; raise RuleError.
 
     The record's signatures must already have been verified
-    (``ledger.records.verify_signatures``); this checks who signed, not whether.
+    (``ledger.core.records.verify_signatures``); this checks who signed, not whether.
     """
     body = record.body
     if body.log != origin:
