@@ -26,7 +26,7 @@ work is off the parent's GIL too, and a record that fails answers ``Rejected``
 with the error's code, as the parent's own check would. It appends the valid ones with
 :meth:`api.storage.sql.SqlStorage.append_batch`, computes each new entry's
 inclusion proof from the hashes the batch held, records the new checkpoint as
-published (``api.server.PublishedCheckpoint``: after the commit, before any
+published (``api.published.PublishedCheckpoint``: after the commit, before any
 submitter can see it; the sequencer's ``on_commit`` in the thread mode) and
 answers with the results.
 Messages on the pipe (pickled, between this process and its own child only)::
@@ -61,6 +61,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from api.answers import accepted_document, render_json
+from api.logkey import load_log_key
+from api.published import PublishedCheckpoint
 from api.settings import Settings
 from api.storage.base import (
     Appended,
@@ -154,12 +156,9 @@ def _append(
 def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cover - child
     """The child: open the storage and the key, then append batches until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Imported here: api.server imports this module.
-    from api.server import PublishedCheckpoint, _load_log_key  # noqa: PLC0415
-
     published = PublishedCheckpoint(settings.published_checkpoint_path)
     try:
-        signer = _load_log_key(settings).note_signer(settings.origin)
+        signer = load_log_key(settings).note_signer(settings.origin)
         storage = SqlStorage(
             settings.effective_database_url,
             origin=settings.origin,

@@ -21,10 +21,9 @@ log it cannot vouch for:
    checkpoint inconsistent with one it already published;
 8. write the log's vkey to ``<data-dir>/log.vkey``.
 
-:class:`PublishedCheckpoint` keeps that file: the sequencer records each new
-checkpoint in it (atomically replaced and fsynced, under a file lock, never going
-back) *after* the commit and *before* any submitter sees the checkpoint. (Writing
-it before the commit would make a failed commit look like a lost one.) A
+:class:`api.published.PublishedCheckpoint` keeps that file: the sequencer records
+each new checkpoint in it (atomically replaced and fsynced, under a file lock, never
+going back) *after* the commit and *before* any submitter sees the checkpoint. A
 ``/checkpoint`` read may still serve a checkpoint in the instant between its commit
 and its recording; if the process crashes right then, the file lags by one batch,
 which weakens the check for that batch only.
@@ -37,29 +36,28 @@ the same settings, passed down as ``LEDGER_*`` environment variables.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import uvicorn
 
 from api.appender import ProcessAppender
+from api.logkey import load_log_key
+from api.published import PublishedCheckpoint
 from api.sequencer import BatchReport, Sequencer
 from api.settings import Settings
 from api.storage.base import LogHead, StorageError
 from api.storage.sql import SqlStorage
 from keys.errors import KeysError
-from keys.logkey import load_or_create_log_key
 from keys.signer import NoteSigner, Signer
 from ledger.core import merkle
-from ledger.core.checkpoint import open_checkpoint, parse_checkpoint_text
+from ledger.core.checkpoint import open_checkpoint
 from ledger.core.errors import LedgerError
-from ledger.core.note import parse_note, parse_vkey
+from ledger.core.note import parse_vkey
+from ledger.durable import write_atomic
 
 logger = logging.getLogger("api.server")
 
@@ -69,78 +67,6 @@ EXIT_REFUSED = 2
 
 class StartupError(Exception):
     """The server must not start; the message says why and what to do."""
-
-
-# --- the published checkpoint -------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` by ``data`` in one step: temp file, fsync, rename, fsync directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-class PublishedCheckpoint:
-    """``<data-dir>/published-checkpoint``: the newest checkpoint this server published.
-
-    :meth:`record` never replaces a checkpoint by a smaller one, also across the
-    processes of one data directory (they take ``published-checkpoint.lock``).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock_path = path.with_name(path.name + ".lock")
-        self._size = -1  # the largest size this process knows to be in the file
-
-    def read(self) -> bytes | None:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def _file_size(self) -> int:
-        data = self.read()
-        if data is None:
-            return -1
-        try:
-            return parse_checkpoint_text(parse_note(data).text).size
-        except LedgerError:
-            logger.warning("%s is unreadable; replacing it", self.path)
-            return -1
-
-    def record(self, size: int, checkpoint: bytes) -> None:
-        """Make ``checkpoint`` (of tree size ``size``) the recorded one, unless a larger is."""
-        if size <= self._size:
-            return
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            current = self._file_size()
-            if current < size:
-                write_atomic(self.path, checkpoint)
-                current = size
-            self._size = max(self._size, current)
-        finally:
-            os.close(fd)  # releases the lock
 
 
 # --- the service ------------------------------------------------------------------
@@ -197,19 +123,6 @@ class Service:
             self.appender.close()
             self.appender = None
         self.storage.close()
-
-
-def _load_log_key(settings: Settings) -> Signer:
-    passphrase = (
-        settings.log_key_passphrase.get_secret_value().encode()
-        if settings.log_key_passphrase is not None
-        else None
-    )
-    path = settings.effective_log_key_path
-    try:
-        return load_or_create_log_key(path, settings.origin, passphrase)
-    except KeysError as e:
-        raise StartupError(f"cannot use the log key {path}: {e}") from e
 
 
 def _check_head(storage: SqlStorage, head: LogHead, vkey: str, origin: str) -> None:
@@ -286,7 +199,10 @@ def prepare(settings: Settings) -> Service:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise StartupError(f"cannot create the data directory {data_dir}: {e}") from e
-    log_key = _load_log_key(settings)
+    try:
+        log_key = load_log_key(settings)
+    except KeysError as e:
+        raise StartupError(str(e)) from e
     note_signer = log_key.note_signer(settings.origin)
     vkey = note_signer.vkey
 
@@ -381,7 +297,6 @@ def main(argv: list[str] | None = None) -> int:
 
 __all__ = [
     "EXIT_REFUSED",
-    "PublishedCheckpoint",
     "Service",
     "StartupError",
     "main",

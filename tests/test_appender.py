@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from test_api_support import Api, check_receipt, now_maker, running_api
 
 from api.appender import ProcessAppender, _append, _serve, _take
-from api.server import PublishedCheckpoint
+from api.published import PublishedCheckpoint
 from api.storage.base import Appended, Rejected, StorageUnavailableError
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner

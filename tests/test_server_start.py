@@ -17,9 +17,9 @@ from conftest import ORIGIN, Maker
 from pydantic import ValidationError
 
 import api.server
+from api.published import PublishedCheckpoint
 from api.server import (
     EXIT_REFUSED,
-    PublishedCheckpoint,
     Service,
     StartupError,
     prepare,
