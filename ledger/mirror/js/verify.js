@@ -16,10 +16,9 @@
 
 import { equalBytes, hexEncode } from './encoding.js';
 import { LedgerError, fail } from './errors.js';
-import { parseEntry } from './entry.js';
-import { leafHash, nodeHash, TreeBuilder } from './merkle.js';
+import { errorFrom, processBundle } from './bundle.js';
+import { nodeHash, TreeBuilder } from './merkle.js';
 import { openCheckpoint } from './note.js';
-import { checkSignatures } from './records.js';
 import { LogState } from './state.js';
 import { bundlePath, decodeBundle, tilePath, WIDTH } from './tiles.js';
 
@@ -101,10 +100,12 @@ async function fetchBundle(fetch, k, width) {
 
 /**
  * Verify the whole log. `trust` comes from note.trustFromVkey or note.parsePolicy.
+ * `process(k, width, bytes)` does a bundle's independent work (bundle.js; a worker pool
+ * in the browser); `ahead` bundles are fetched and processed ahead of the one applied.
  * `onProgress(done, total)` is called after each bundle. Returns {size, root, tallies,
  * signaturesChecked, tilesChecked, warnings}; throws a LedgerError on the first failure.
  */
-export async function verifyLog(fetch, trust, { onProgress = () => {}, maxAgeS = null, batch = 256 } = {}) {
+export async function verifyLog(fetch, trust, { onProgress = () => {}, maxAgeS = null, process = processBundle, ahead = 4 } = {}) {
   const { checkpoint: cp } = await (async () => {
     const data = await fetch('checkpoint');
     try {
@@ -118,50 +119,39 @@ export async function verifyLog(fetch, trust, { onProgress = () => {}, maxAgeS =
   const state = new LogState(cp.origin);
   const tree = new TreeBuilder();
   const tiles = new TileChecker(fetch);
+  const bundles = Math.ceil(N / WIDTH);
   let prev = ZERO;
   let lastTime = 0;
   let signatures = 0;
-  for (let k = 0; k * WIDTH < N; k++) {
+  const pending = new Map();
+  const start = (k) => {
+    if (k >= bundles || pending.has(k)) return;
     const width = Math.min(WIDTH, N - k * WIDTH);
-    const data = await fetchBundle(fetch, k, width);
-    const raw = decodeBundle(data, width, bundlePath(k, width), k * WIDTH);
-    // Parse and check structure first, then signatures concurrently, then rules in order.
-    const entries = raw.map((bytes, i) => {
-      const n = k * WIDTH + i;
-      let e;
-      try {
-        e = parseEntry(bytes);
-      } catch (err) {
-        if (err instanceof LedgerError) err.index = n;
-        throw err;
-      }
-      return { n, e, bytes };
-    });
-    for (let start = 0; start < entries.length; start += batch) {
-      const chunk = entries.slice(start, start + batch);
-      const checks = chunk.map(({ n, e }) =>
-        checkSignatures(e.record).then(() => null, (err) => {
-          if (err instanceof LedgerError) err.index = n;
-          return err;
-        }));
-      const results = await Promise.all(checks);
-      for (let j = 0; j < chunk.length; j++) {
-        const { n, e, bytes } = chunk[j];
-        if (e.index !== n) fail(`entry index is wrong (expected ${n}, found ${e.index})`, { code: 'broken_chain', index: n, field: 'index' });
-        if (!equalBytes(e.prev, prev)) fail('prev is not the leaf hash of the previous entry', { code: 'broken_chain', index: n, field: 'prev' });
-        if (e.time < lastTime) fail('time goes back', { code: 'time_decreased', index: n, field: 'time' });
-        if (results[j]) throw results[j];
-        signatures += e.record.signatures.length;
-        state.apply(e, { maxAgeS });
-        const leaf = leafHash(bytes);
-        tree.push(leaf);
-        await tiles.push(0, leaf);
-        prev = leaf;
-        lastTime = e.time;
-      }
+    // A rejection is kept in the promise and thrown when bundle k's turn comes.
+    pending.set(k, fetchBundle(fetch, k, width).then((data) => process(k, width, data)));
+  };
+  for (let k = 0; k < bundles; k++) {
+    for (let j = k; j < k + ahead; j++) start(j);
+    const result = await pending.get(k);
+    pending.delete(k);
+    if (result.error) throw errorFrom(result.error);
+    for (const e of result.entries) {
+      const n = e.n;
+      if (e.error) throw errorFrom(e.error);
+      if (e.index !== n) fail(`entry index is wrong (expected ${n}, found ${e.index})`, { code: 'broken_chain', index: n, field: 'index' });
+      if (!equalBytes(e.prev, prev)) fail('prev is not the leaf hash of the previous entry', { code: 'broken_chain', index: n, field: 'prev' });
+      if (e.time < lastTime) fail('time goes back', { code: 'time_decreased', index: n, field: 'time' });
+      if (e.signatureError) throw errorFrom(e.signatureError);
+      signatures += e.record.signatures.length;
+      state.apply({ index: n, time: e.time, record: e.record }, { maxAgeS });
+      tree.push(e.leaf);
+      await tiles.push(0, e.leaf);
+      prev = e.leaf;
+      lastTime = e.time;
     }
     onProgress(Math.min(N, (k + 1) * WIDTH), N);
   }
+  for (const p of pending.values()) p.catch(() => {});
   await tiles.finish();
   const root = tree.root();
   if (!equalBytes(root, cp.root)) {
