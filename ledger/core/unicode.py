@@ -4,10 +4,11 @@ Which characters a line text or a long text may hold depends on General_Category
 whether a code point is assigned, and both change between Unicode versions: U+13439,
 unassigned in 14.0, was added in 15.0 as a format character; U+105D2 was added in 16.0,
 and NFC composes it with U+0307 since then. So that every verifier gives one verdict,
-the spec pins Unicode 14.0.0: the categories are read from ``unicode_data`` (generated from it, whatever the
-Python version that runs this), a code point unassigned in 14.0.0 is never valid, and
-NFC is checked with the running Python's tables, which agree with 14.0.0's on every
-string of characters assigned in 14.0.0 (Unicode's normalization stability policy).
+the spec pins Unicode 14.0.0: the categories are read from ``unicode_data`` (generated
+from it, whatever the Python version that runs this), a code point unassigned in 14.0.0
+is never valid, and NFC is checked with the running Python's tables, which agree with
+14.0.0's on every string of characters assigned in 14.0.0 (Unicode's normalization
+stability policy).
 
 :data:`LINE_FORBIDDEN` matches what a line text may not contain (Cc, Cf, Zl, Zp, Cs and
 unassigned code points), :data:`LONG_FORBIDDEN` what a long text may not (the same but
