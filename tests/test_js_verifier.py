@@ -104,3 +104,57 @@ def test_a_wrong_vkey(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     other_key = LogFactory(origin=f.origin).log_key.for_origin(f.origin, label="x").vkey
     for vkey in (other.vkey, other_key):
         _same_verdict(_py(log, vkey, capsys), _js(log, vkey))
+
+
+def _statement_entries(f: LogFactory, statement: bytes) -> tuple[int, list[int]]:
+    from ledger.core.entry import parse_entry  # noqa: PLC0415
+
+    first, listed = -1, []
+    for i, data in enumerate(f.entries):
+        rec = parse_entry(data).record
+        if rec.record_id == statement:
+            first = i
+        elif rec.body.TYPE in ("endorse", "withdraw") and rec.body.statement == statement:  # type: ignore[union-attr]
+            listed.append(i)
+    return first, listed
+
+
+def _js_statement(log: Path, vkey: str, sid: bytes, first: int, listed: list[int]) -> dict:  # type: ignore[type-arg]
+    assert NODE is not None
+    out = subprocess.run(
+        [NODE, str(NODE_VERIFY), str(log), "--log-key", vkey, "--statement", sid.hex(),
+         "--statement-index", str(first), "--indexes", ",".join(map(str, listed))],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def test_statement_verification_gives_the_statement_tally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f, log = make_log(tmp_path, 2_000)
+    py = _py(log, f.log_key.vkey, capsys)
+    for st in py["tallies"]["statements"][:3]:  # type: ignore[index]
+        sid = bytes.fromhex(st["id"])
+        first, listed = _statement_entries(f, sid)
+        js = _js_statement(log, f.log_key.vkey, sid, first, listed)
+        assert js["valid"], js
+        assert (js["total"], js["checked"]) == (st["endorsements"], 1 + len(listed))
+        assert "Not checked here" in js["notChecked"]
+
+
+def test_statement_verification_catches_a_foreign_entry_and_a_bad_tile(tmp_path: Path) -> None:
+    f, log = make_log(tmp_path, 600)
+    sid = f.statements[0]
+    first, listed = _statement_entries(f, sid)
+    # an entry that is not of this statement, listed as if it were
+    other = next(i for i in range(f.size) if i != first and i not in listed)
+    js = _js_statement(log, f.log_key.vkey, sid, first, [*listed, other])
+    assert (js["valid"], js["error"]["code"], js["error"]["index"]) == (False, "wrong_entry", other)
+    # a hash tile the proofs read, damaged: inclusion fails against the signed root
+    tile = log / "tile/0/000"
+    data = bytearray(tile.read_bytes())
+    data[5] ^= 1
+    tile.write_bytes(bytes(data))
+    js = _js_statement(log, f.log_key.vkey, sid, first, listed)
+    assert (js["valid"], js["error"]["code"]) == (False, "root_mismatch"), js
