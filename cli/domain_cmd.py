@@ -29,6 +29,7 @@ from cli.submit import signatory_of
 from ledger.core.domainproof import (
     DomainProof,
     DomainProofFormatError,
+    check_domain_name,
     encode_domain_proof,
     parse_domain_proof,
     txt_name,
@@ -37,7 +38,6 @@ from ledger.core.domainproof import (
     zone_file_strings,
 )
 from ledger.core.errors import FormatError, LedgerError
-from ledger.core.records import _parse_domain
 from ledger.verify.domains import (
     DomainCheck,
     FetchedProof,
@@ -73,7 +73,7 @@ def domain_group() -> None:
 
 def _check_domain_arg(domain: str) -> str:
     try:
-        return _parse_domain(domain, "domain")
+        return check_domain_name(domain)
     except FormatError as e:
         raise InputError(f"{domain!r}: {e.message}") from None
 

@@ -257,14 +257,22 @@ def encode_domain_proof(proof: DomainProof) -> bytes:
     return data
 
 
+def check_domain_name(domain: str) -> str:
+    """``domain`` if it is a valid registration domain (docs/spec.md, "Field values").
+
+    Raises FormatError otherwise.
+    """
+    return _parse_domain(domain, "domain")
+
+
 def txt_name(domain: str) -> str:
     """The owner name of the TXT form: ``_endorsement-ledger.<domain>``."""
-    return f"{TXT_LABEL}.{_parse_domain(domain, 'domain')}"
+    return f"{TXT_LABEL}.{check_domain_name(domain)}"
 
 
 def well_known_url(domain: str) -> str:
     """The URL of the file form: ``https://<domain>/.well-known/endorsement-ledger``."""
-    return f"https://{_parse_domain(domain, 'domain')}{WELL_KNOWN_PATH}"
+    return f"https://{check_domain_name(domain)}{WELL_KNOWN_PATH}"
 
 
 def txt_strings(document: bytes) -> list[bytes]:
@@ -298,7 +306,7 @@ def match_domain_proof(
     with the domain's name: the impersonation alert), :class:`DomainProofMissingError`
     when it names none for this log.
     """
-    _parse_domain(domain, "domain")
+    check_domain_name(domain)
     _parse_log(origin, "origin")
     listed = proof.signatories_for(origin)
     if signatory_id in listed:
@@ -333,6 +341,8 @@ __all__ = [
     "OtherLine",
     "ProofLine",
     "SignatoryLine",
+    "check_domain_name",
+    "encode_domain_proof",
     "join_txt_strings",
     "match_domain_proof",
     "parse_domain_proof",

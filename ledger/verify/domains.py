@@ -18,10 +18,12 @@ the mirror and ``ledger domain check``. Standard library only.
 * No redirects at all: a 3xx answer is an error, whatever its target. (Following
   only same-domain redirects buys little, and any redirect is one more place an
   attacker may point the fetch; RFC 8615 files are served in place.)
-* One deadline for the whole fetch (resolution excepted: ``getaddrinfo`` takes no
-  timeout), enforced by closing the socket when it passes, so a server trickling
-  bytes cannot hold the fetch; the body is read incrementally and refused past
-  :data:`~ledger.core.domainproof.MAX_PROOF_SIZE` bytes.
+* One deadline for the whole fetch, name resolution included (``getaddrinfo``, which
+  has no timeout, runs in a thread that is abandoned at the deadline), enforced on
+  the connection by shutting the socket down when it passes, so a server trickling
+  bytes cannot hold the fetch; the body is read incrementally, at most
+  :data:`~ledger.core.domainproof.MAX_PROOF_SIZE` + 1 bytes, and a larger
+  ``Content-Length`` is refused before reading.
 * 404 and 410 mean the proof is absent; any other status but 200 is a failure.
 
 **DNS** (:func:`fetch_txt`): the TXT record ``_endorsement-ledger.<domain>`` through
@@ -31,7 +33,8 @@ library). There must be exactly one TXT record there; its strings are joined.
 :func:`check_domain` runs both and returns a :class:`DomainCheck`: one
 :class:`Status` (confirmed, mismatch, malformed, unreachable, missing: the first of
 these that either method found, in that order), the reason, the time of the check
-and the result of each method.
+and the result of each method. Each method has its own ``timeout``; they run one
+after the other.
 
 **Tests only:** :class:`InsecureTestOverride` (a CA file, a map of test domains to
 loopback addresses and ports, and the DNS server to ask) switches the address
@@ -52,6 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ledger import __version__
 from ledger.core.domainproof import (
@@ -60,6 +64,8 @@ from ledger.core.domainproof import (
     DomainProofFormatError,
     DomainProofMismatchError,
     DomainProofMissingError,
+    DomainProofTooLargeError,
+    check_domain_name,
     join_txt_strings,
     match_domain_proof,
     parse_domain_proof,
@@ -67,7 +73,6 @@ from ledger.core.domainproof import (
     well_known_url,
 )
 from ledger.core.errors import LedgerError
-from ledger.core.records import _parse_domain
 from ledger.verify.dnstxt import DnsError, Nameserver, NoSuchNameError, query_txt
 
 #: The whole of one fetch, in seconds.
@@ -166,12 +171,33 @@ def check_public_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Add
     return addr
 
 
-def resolve_public(domain: str, port: int = HTTPS_PORT) -> list[str]:
+def _getaddrinfo(domain: str, port: int, timeout: float) -> list[Any]:
+    """``socket.getaddrinfo`` within ``timeout`` (it has none of its own): in a thread,
+    abandoned (it ends by itself) if it takes longer."""
+    found: list[Any] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            found.extend(socket.getaddrinfo(domain, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as e:
+            failed.append(e)
+
+    worker = threading.Thread(target=work, name=f"resolve {domain}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise DomainFetchError(f"{domain}: name resolution timed out", found=domain)
+    if failed:
+        raise DomainFetchError(f"{domain} does not resolve: {failed[0]}", found=domain)
+    return found
+
+
+def resolve_public(
+    domain: str, port: int = HTTPS_PORT, *, timeout: float = DEFAULT_TIMEOUT
+) -> list[str]:
     """Every address of ``domain``, all checked public (else NonPublicAddressError)."""
-    try:
-        infos = socket.getaddrinfo(domain, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise DomainFetchError(f"{domain} does not resolve: {e}", found=domain) from None
+    infos = _getaddrinfo(domain, port, timeout)
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise DomainFetchError(f"{domain} has no address", found=domain)
@@ -261,7 +287,11 @@ def _get(
             raise DomainFetchError(f"the answer is encoded ({encoding}); send it as it is")
         declared = resp.getheader("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > max_size:
-            return b"\0" * (max_size + 1)  # the parser reports the size
+            raise DomainProofTooLargeError(
+                f"the server announces {declared} bytes; a domain proof is at most {max_size}",
+                line=1,
+                found=int(declared),
+            )
         body = bytearray()
         while len(body) <= max_size:
             chunk = resp.read(min(4096, max_size + 1 - len(body)))
@@ -286,12 +316,15 @@ def fetch_well_known(
 ) -> FetchedProof:
     """The file form of ``domain``'s proof (bytes unparsed, at most ``max_size`` + 1).
 
-    Raises ProofAbsentError (404/410), NonPublicAddressError (before any connection),
-    RedirectRefusedError, or DomainFetchError for every other failure.
+    ``timeout`` bounds the whole fetch, name resolution included. Raises
+    ProofAbsentError (404/410), NonPublicAddressError (before any connection),
+    RedirectRefusedError, DomainProofTooLargeError (a larger Content-Length), or
+    DomainFetchError for every other failure.
     """
-    _parse_domain(domain, "domain")
+    check_domain_name(domain)
     override = insecure_test_override
     checked_at = int(time.time())
+    deadline = time.monotonic() + timeout
     if override is not None:
         if domain not in override.hosts:
             raise NonPublicAddressError(f"{domain} is not a test domain", found=domain)
@@ -299,8 +332,7 @@ def fetch_well_known(
         addresses = [address]
     else:
         port = HTTPS_PORT
-        addresses = resolve_public(domain, port)
-    deadline = time.monotonic() + timeout
+        addresses = resolve_public(domain, port, timeout=timeout)
     tls = _tls_context(override)
     failures: list[str] = []
     for address in addresses:
@@ -457,7 +489,7 @@ def check_domain(
     insecure_test_override: InsecureTestOverride | None = None,
 ) -> DomainCheck:
     """Fetch ``domain``'s proof by each method and judge the claim of ``signatory_id``."""
-    _parse_domain(domain, "domain")
+    check_domain_name(domain)
     override = insecure_test_override
     fetchers: dict[str, tuple[str, Callable[[], FetchedProof]]] = {
         "dns": (
