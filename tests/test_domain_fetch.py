@@ -406,3 +406,17 @@ def test_name_resolution_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         fetch_well_known("good.test", timeout=0.3)
     assert time.monotonic() - start < 1.5
     assert tripwire.calls == []
+
+
+def test_stalled_tls_handshake_times_out(override: InsecureTestOverride) -> None:
+    """A server that accepts the connection and never answers the TLS hello."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        stalled = InsecureTestOverride(
+            override.ca_file, {"good.test": listener.getsockname()}, override.nameservers
+        )
+        start = time.monotonic()
+        with pytest.raises(DomainFetchError, match="timed out"):
+            fetch_well_known("good.test", timeout=0.5, insecure_test_override=stalled)
+        assert time.monotonic() - start < 2.0

@@ -213,7 +213,11 @@ def resolve_public(
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to a fixed, already vetted address, with ``host`` as SNI, name and Host."""
+    """HTTPS to a fixed, already vetted address, with ``host`` as SNI, name and Host.
+
+    :meth:`cut` ends the connection from another thread (the deadline), whether the
+    TLS handshake or a read is under way.
+    """
 
     def __init__(
         self, host: str, address: str, port: int, tls: ssl.SSLContext, timeout: float
@@ -221,14 +225,28 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         super().__init__(host, port, timeout=timeout, context=tls)
         self._address = address
         self._tls = tls
+        self._live: socket.socket | None = None
+        self._cut = threading.Event()
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
+        self._live = sock
         try:
+            if self._cut.is_set():
+                raise TimeoutError("timed out")
             self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            self._live = self.sock
         except BaseException:
             sock.close()
             raise
+
+    def cut(self) -> None:
+        self._cut.set()
+        live = self._live
+        if live is not None:
+            # the plain socket's shutdown: the TLS object stays the reading thread's
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(live, socket.SHUT_RDWR)
 
 
 def _tls_context(override: InsecureTestOverride | None) -> ssl.SSLContext:
@@ -248,18 +266,11 @@ def _get(
     domain: str, address: str, port: int, *, tls: ssl.SSLContext, deadline: float, max_size: int
 ) -> bytes:
     conn = _PinnedHTTPSConnection(domain, address, port, tls, _remaining(deadline))
-    watchdog: threading.Timer | None = None
+    watchdog = threading.Timer(_remaining(deadline), conn.cut)  # the deadline, enforced
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.connect()
-        sock = conn.sock
-
-        def cut() -> None:  # the deadline passed: end whatever read is under way
-            with contextlib.suppress(OSError):  # the plain socket's: TLS stays the reader's
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-        watchdog = threading.Timer(_remaining(deadline), cut)
-        watchdog.daemon = True
-        watchdog.start()
         conn.request(
             "GET",
             WELL_KNOWN_PATH,
@@ -302,8 +313,7 @@ def _get(
             raise DomainFetchError("timed out")
         return bytes(body)
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
+        watchdog.cancel()
         conn.close()
 
 
