@@ -17,13 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_domain_servers import ProofHTTPSServer, Route, TestCA, TxtDNSServer, txt_rdata
 
 from ledger.core.domainproof import (
     MAX_PROOF_SIZE,
     DomainProof,
+    DomainProofFormatError,
+    DomainProofMismatchError,
+    DomainProofMissingError,
     DomainProofTooLargeError,
     encode_domain_proof,
+    match_domain_proof,
+    parse_domain_proof,
     txt_strings,
 )
 from ledger.verify import dnstxt, domains
@@ -49,7 +56,7 @@ DOMAINS = [
     "good.test", "missing.test", "gone.test", "wrongid.test", "wronglog.test",
     "oversize.test", "oversize-chunked.test", "slow.test", "trickle.test",
     "redirect.test", "redirect-same.test", "wrongcert.test", "malformed.test",
-    "gzip.test", "error.test", "dnsonly.test", "both.test", "conflict.test",
+    "gzip.test", "error.test", "dnsonly.test", "both.test", "conflict.test", "fuzz.test",
 ]  # fmt: skip
 
 
@@ -420,3 +427,35 @@ def test_stalled_tls_handshake_times_out(override: InsecureTestOverride) -> None
         with pytest.raises(DomainFetchError, match="timed out"):
             fetch_well_known("good.test", timeout=0.5, insecure_test_override=stalled)
         assert time.monotonic() - start < 2.0
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_malformed_documents_over_both_forms(
+    override: InsecureTestOverride,
+    server: ProofHTTPSServer,
+    dns: TxtDNSServer,
+    data: st.DataObject,
+) -> None:
+    """Any served bytes give the verdict the parser and matcher give them, never a crash."""
+    doc = bytearray(GOOD)
+    for _ in range(data.draw(st.integers(0, 3))):
+        i = data.draw(st.integers(0, len(doc) - 1))
+        doc[i] = data.draw(st.sampled_from([0x00, 0x09, 0x0A, 0x0D, 0x20, 0x2B, 0x41, 0xFF]))
+    document = bytes(doc)
+    server.routes["fuzz.test"] = Route(body=document)
+    dns.zone["_endorsement-ledger.fuzz.test"] = [txt_strings(document)]
+    try:
+        expected = Status.CONFIRMED
+        match_domain_proof(parse_domain_proof(document), ORIGIN, SID, "fuzz.test")
+    except DomainProofFormatError:
+        expected = Status.MALFORMED
+    except DomainProofMismatchError:
+        expected = Status.MISMATCH
+    except DomainProofMissingError:
+        expected = Status.MISSING
+    check = check_domain("fuzz.test", ORIGIN, SID, insecure_test_override=override)
+    assert [r.status for r in check.results] == [expected, expected]
+    assert check.status is expected
