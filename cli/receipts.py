@@ -26,7 +26,8 @@ from ledger.core import merkle
 from ledger.core.errors import LedgerError
 from ledger.core.receipt import parse_receipt
 from ledger.core.records import SignedRecord
-from ledger.verify.verifier import ReceiptResult, Trust, verify_receipt_file
+from ledger.verify.receipts import ReceiptResult, verify_receipt_file
+from ledger.verify.trust import Trust
 
 RECEIPT_SUFFIX = ".tlog-proof"
 

@@ -59,7 +59,8 @@ from ledger.core.state import MemoryState
 from ledger.core.tiles import decode_bundle, parse_tile_path
 from ledger.verify.source import DirectorySource
 from ledger.verify.statefile import FORMAT_V1, VerifierState
-from ledger.verify.verifier import Trust, verify_log
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 
 EXAMPLES = 8 * int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "25"))
 VECTORS = Path(__file__).parent / "vectors"

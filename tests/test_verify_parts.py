@@ -17,7 +17,7 @@ from logfactory import ORIGIN, LogFactory, LogKey, private_key, public_bytes, si
 from ledger.core import merkle, tiles
 from ledger.core.entry import parse_entry
 from ledger.core.errors import FormatError, LedgerError, ProofError, RootMismatchError
-from ledger.core.fork import check_evidence, consistency_roots, evidence_bytes, fork_evidence
+from ledger.core.fork import check_evidence, evidence_bytes, evidence_path, fork_evidence
 from ledger.core.note import ALG_COSIGNATURE_V1, make_vkey
 from ledger.core.records import (
     Kind,
@@ -32,10 +32,12 @@ from ledger.core.records import (
 )
 from ledger.core.state import MemoryState, PairTable
 from ledger.verify import verifier as verify
+from ledger.verify.pipeline import YOUNG_GC_THRESHOLD, verify_triples, worker_for
 from ledger.verify.source import DirectorySource, NotFoundError
 from ledger.verify.statefile import StateError, VerifierState, load_state, save_state
 from ledger.verify.tiletree import TileTree
-from ledger.verify.verifier import Trust, _verify_triples, _worker_for, verify_log
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 
 
 def _tiles_of(store: merkle.MemoryHashStore, size: int) -> dict[str, bytes]:
@@ -121,23 +123,23 @@ def _missing(path: str) -> bytes:
     raise NotFoundError(f"{path}: no such file")
 
 
-def test_consistency_roots_agree_with_rfc_9162() -> None:
+def test_evidence_paths_give_both_roots() -> None:
     rng = random.Random(6962)
     store = _store(300)
     for _ in range(300):
         n = rng.randrange(2, 301)
         m = rng.randrange(1, n)
+        path = evidence_path(m, n, store)
         proof = merkle.consistency_proof(m, n, store)
-        if m & (m - 1) == 0:
-            proof = [merkle.tree_hash(m, store), *proof]
-        assert consistency_roots(m, n, proof) == (
+        assert path == ([merkle.tree_hash(m, store), *proof] if m & (m - 1) == 0 else proof)
+        assert merkle.consistency_path_roots(m, n, path) == (
             merkle.tree_hash(m, store),
             merkle.tree_hash(n, store),
         )
     with pytest.raises(ProofError):
-        consistency_roots(3, 7, [])
+        merkle.consistency_path_roots(3, 7, [])
     with pytest.raises(ProofError):
-        consistency_roots(3, 7, [bytes(32)] * 10)
+        merkle.consistency_path_roots(3, 7, [bytes(32)] * 10)
 
 
 def test_fork_evidence_checks() -> None:
@@ -189,7 +191,7 @@ def _split_verdict(record: SignedRecord) -> tuple[str, str] | None:
     try:
         check_signers(record)
         for n, sig in enumerate(record.signatures):
-            verdict = _verify_triples([(0, n, sig.public_key, sig.signature, record.body_bytes)])
+            verdict = verify_triples([(0, n, sig.public_key, sig.signature, record.body_bytes)])
             if verdict is not None:
                 raise verdict[2]
     except LedgerError as e:
@@ -240,8 +242,8 @@ def test_each_key_goes_to_one_worker() -> None:
     f = LogFactory()
     f.grow(300)
     keys = [s.public_key for e in f.entries for s in parse_entry(e).record.signatures]
-    assert all(_worker_for(k, 2) == _worker_for(k, 2) for k in keys)
-    counts = [sum(_worker_for(k, 2) == w for k in set(keys)) for w in (0, 1)]
+    assert all(worker_for(k, 2) == worker_for(k, 2) for k in keys)
+    counts = [sum(worker_for(k, 2) == w for k in set(keys)) for w in (0, 1)]
     assert min(counts) > len(set(keys)) // 4
 
 
@@ -479,7 +481,7 @@ def test_collection_thresholds_are_raised_while_checking_then_restored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """verify_log collects the young generation less often while it checks entries
-    (ledger.verify.verifier.YOUNG_GC_THRESHOLD), and leaves the process's thresholds as it
+    (ledger.verify.pipeline.YOUNG_GC_THRESHOLD), and leaves the process's thresholds as it
     found them, after a valid log and after an invalid one."""
     f = LogFactory()
     f.grow(40)
@@ -497,7 +499,7 @@ def test_collection_thresholds_are_raised_while_checking_then_restored(
     try:
         gc.set_threshold(700, 7, 9)
         verify_log(DirectorySource(log), trust)
-        assert seen and all(t == (verify.YOUNG_GC_THRESHOLD, 7, 9) for t in seen)
+        assert seen and all(t == (YOUNG_GC_THRESHOLD, 7, 9) for t in seen)
         assert gc.get_threshold() == (700, 7, 9)
         bundle = log / "tile" / "entries" / "000.p" / "40"
         data = bytearray(bundle.read_bytes())

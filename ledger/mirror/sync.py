@@ -66,11 +66,13 @@ from pathlib import Path
 from ledger.core import merkle, tiles
 from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
 from ledger.core.errors import LedgerError
-from ledger.core.fork import ForkError, evidence_bytes, fork_evidence, is_power_of_two
+from ledger.core.fork import ForkError, evidence_bytes, fork_evidence
+from ledger.core.merkle import is_power_of_two
 from ledger.core.note import parse_note
 from ledger.verify.source import DirectorySource, Source
 from ledger.verify.statefile import VerifierState, load_state, save_state, write_atomically
-from ledger.verify.verifier import Progress, Result, Trust, fetch_checkpoint, verify_log
+from ledger.verify.trust import Trust, fetch_checkpoint
+from ledger.verify.verifier import Progress, Result, verify_log
 
 #: The mirror's private directory inside the mirror (never part of the log's layout).
 STATE_DIR = ".ledger-mirror"

@@ -19,21 +19,15 @@ from typing import Any, TextIO
 from ledger import __version__
 from ledger.core.encoding import b64encode, parse_hex32
 from ledger.core.errors import FormatError, LedgerError
+from ledger.core.fork import ForkError, check_evidence, evidence_bytes
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 from ledger.core.state import KINDS
+from ledger.verify.pipeline import default_jobs
+from ledger.verify.receipts import verify_receipt_file
 from ledger.verify.source import DEFAULT_TIMEOUT_S, SourceError, open_source
 from ledger.verify.statefile import StateError, load_state, save_state, write_atomically
-from ledger.verify.verifier import (
-    ForkError,
-    Result,
-    Trust,
-    check_evidence,
-    default_jobs,
-    error_report,
-    evidence_bytes,
-    verify_log,
-    verify_receipt_file,
-)
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import Result, error_report, verify_log
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
