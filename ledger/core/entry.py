@@ -24,7 +24,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from ledger.core.encoding import parse_hex32, parse_uint
+from ledger.core.encoding import MAX_UINT63, parse_hex32, parse_uint
 from ledger.core.errors import FormatError, TooLargeError
 from ledger.core.merkle import leaf_hash
 from ledger.core.records import (
@@ -39,7 +39,6 @@ from ledger.core.records import (
 ENTRY_HEADER = f"{VERSION} entry"
 #: The ``prev`` of entry 0.
 ZERO_HASH = bytes(32)
-MAX_UINT63 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)

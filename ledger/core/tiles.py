@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ledger.core.encoding import parse_uint
+from ledger.core.encoding import MAX_UINT63, parse_uint
 from ledger.core.errors import FormatError, RootMismatchError, TooLargeError
 from ledger.core.merkle import (
     EMPTY_ROOT,
@@ -72,9 +72,6 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_TILE_LEVEL = 63
 MAX_BUNDLE_ENTRY_SIZE = 0xFFFF
-# Trees have at most 2^63 - 1 leaves (sizes are parsed as uint63): a tile
-# starting beyond that belongs to no tree.
-_MAX_LEAVES = 2**63 - 1
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _NODE = b"\x01"
 _sha256 = hashlib.sha256
@@ -107,7 +104,9 @@ class Tile:
             raise FormatError(
                 f"tile width must be 1 to {TILE_WIDTH}", field="width", found=self.width
             )
-        if self.n < 0 or self.n << (TILE_HEIGHT * (self.level + 1)) > _MAX_LEAVES:
+        # Trees have at most 2^63 - 1 leaves (sizes are parsed as uint63): a tile
+        # starting beyond that belongs to no tree.
+        if self.n < 0 or self.n << (TILE_HEIGHT * (self.level + 1)) > MAX_UINT63:
             raise FormatError(
                 "tile index is beyond any tree of at most 2^63 - 1 leaves",
                 field="n",
@@ -187,7 +186,7 @@ def _level_tiles(level: int, count: int, start: int = 0) -> Iterable[Tile]:
 
 def tiles_for_size(size: int) -> list[Tile]:
     """Every hash tile, full and partial, of a tree of ``size`` leaves, level by level."""
-    if not 0 <= size <= _MAX_LEAVES:
+    if not 0 <= size <= MAX_UINT63:
         raise ValueError(f"tree size {size} is out of range")
     tiles: list[Tile] = []
     level = 0
@@ -203,7 +202,7 @@ def new_tiles(old_size: int, new_size: int) -> list[Tile]:
     These are what a log publishes when it grows: newly full tiles and new or
     wider partial ones. Every other tile of the new tree is unchanged.
     """
-    if not 0 <= old_size <= new_size <= _MAX_LEAVES:
+    if not 0 <= old_size <= new_size <= MAX_UINT63:
         raise ValueError(f"tree cannot grow from size {old_size} to {new_size}")
     tiles: list[Tile] = []
     level = 0
@@ -220,7 +219,7 @@ def new_tiles(old_size: int, new_size: int) -> list[Tile]:
 
 def bundles_for_size(size: int) -> list[Tile]:
     """Every entry bundle, full and partial, of a log of ``size`` entries."""
-    if not 0 <= size <= _MAX_LEAVES:
+    if not 0 <= size <= MAX_UINT63:
         raise ValueError(f"tree size {size} is out of range")
     return [Tile(0, t.n, t.width, is_entries=True) for t in _level_tiles(0, size)]
 
@@ -416,7 +415,7 @@ class TileHashReader(HashReader):
     __slots__ = ("_checked_root", "_fetch", "_tiles", "root", "size")
 
     def __init__(self, size: int, root: bytes, fetch: Callable[[str], bytes]) -> None:
-        if not 0 <= size <= _MAX_LEAVES:
+        if not 0 <= size <= MAX_UINT63:
             raise ValueError(f"tree size {size} is out of range")
         if len(root) != HASH_SIZE:
             raise ValueError(f"root must be {HASH_SIZE} bytes, not {len(root)}")
