@@ -12,11 +12,25 @@ import threading
 from pathlib import Path
 
 import pytest
-from logfactory import ORIGIN, LogFactory, LogKey, private_key, public_bytes, sign_record
+from logfactory import (
+    ORIGIN,
+    LogFactory,
+    LogKey,
+    private_key,
+    public_bytes,
+    sign_record,
+    write_static_log,
+)
 
 from ledger.core import merkle, tiles
 from ledger.core.entry import parse_entry
-from ledger.core.errors import FormatError, LedgerError, ProofError, RootMismatchError
+from ledger.core.errors import (
+    FormatError,
+    LedgerError,
+    ProofError,
+    RootMismatchError,
+    SignatureError,
+)
 from ledger.core.fork import check_evidence, evidence_bytes, evidence_path, fork_evidence
 from ledger.core.note import ALG_COSIGNATURE_V1, make_vkey
 from ledger.core.records import (
@@ -33,6 +47,7 @@ from ledger.core.records import (
 from ledger.core.state import MemoryState, PairTable
 from ledger.verify import statecodec
 from ledger.verify import verifier as verify
+from ledger.verify.errors import LocatedError
 from ledger.verify.pipeline import YOUNG_GC_THRESHOLD, verify_triples, worker_for
 from ledger.verify.source import DirectorySource, NotFoundError
 from ledger.verify.statefile import StateError, VerifierState, load_state, save_state
@@ -508,3 +523,33 @@ def test_collection_thresholds_are_raised_while_checking_then_restored(
         assert gc.get_threshold() == (700, 7, 9)
     finally:
         gc.set_threshold(*old)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_failures_are_placed_by_wrapping_not_by_changing_them(tmp_path: Path, jobs: int) -> None:
+    """A signature that fails (in this process or in a worker) and an entry that does not
+    parse are raised as LocatedError at their place in the log; the core's error is the
+    cause, untouched, and the text reads as the cause's would at that index."""
+    f = LogFactory()
+    f.grow(600)
+    head, _, b64 = f.entries[300].rstrip(b"\n").rpartition(b" ")
+    sig = bytearray(base64.b64decode(b64))
+    sig[10] ^= 0x01
+    entries = list(f.entries)
+    entries[300] = head + b" " + base64.b64encode(bytes(sig)) + b"\n"
+    log = write_static_log(tmp_path / "sig", entries, f.log_key)
+    trust = Trust.from_vkeys([f.log_key.vkey])
+    with pytest.raises(LocatedError) as info:
+        verify_log(DirectorySource(log), trust, jobs=jobs)
+    e, cause = info.value, info.value.__cause__
+    assert isinstance(cause, SignatureError) and cause.index is None
+    assert (e.index, e.code, e.field, e.message) == (300, cause.code, cause.field, cause.message)
+    assert str(e).startswith("entry 300, ") and str(e).endswith(str(cause))
+
+    entries[300] = entries[300].replace(b"index 300\n", b"index 0300\n")
+    log = write_static_log(tmp_path / "parse", entries, f.log_key)
+    with pytest.raises(LocatedError) as info:
+        verify_log(DirectorySource(log), trust, jobs=jobs)
+    e, cause = info.value, info.value.__cause__
+    assert isinstance(cause, FormatError) and cause.index is None
+    assert (e.index, e.code, e.field) == (300, cause.code, "index")

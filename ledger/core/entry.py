@@ -154,9 +154,18 @@ def parse_entry_strict(data: bytes) -> Entry:
     try:
         record = parse_record(parts[5])
     except FormatError as e:
-        if e.index is None:
-            e.index = index
-        raise
+        if e.index is not None:
+            raise
+        # The same error, at this entry (the record parser cannot know its index).
+        located = TooLargeError if isinstance(e, TooLargeError) else FormatError
+        raise located(
+            e.message,
+            code=e.code,
+            index=index,
+            field=e.field,
+            expected=e.expected,
+            found=e.found,
+        ) from e
     entry = Entry(index, prev, time_ms, record)
     if entry.header() + parts[5] != data:  # belt and braces: the header is canonical
         raise FormatError("entry is not in canonical form", field="entry", index=index)

@@ -69,8 +69,9 @@ from ledger.core.errors import LedgerError
 from ledger.core.fork import ForkError, evidence_bytes, fork_evidence
 from ledger.core.merkle import is_power_of_two
 from ledger.core.note import parse_note
+from ledger.durable import write_atomic
 from ledger.verify.source import DirectorySource, Source
-from ledger.verify.statefile import VerifierState, load_state, save_state, write_atomically
+from ledger.verify.statefile import VerifierState, load_state, save_state
 from ledger.verify.trust import Trust, fetch_checkpoint
 from ledger.verify.verifier import Progress, Result, verify_log
 
@@ -579,7 +580,7 @@ class Mirror:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.private / f"fork-evidence-{stamp}.json"
         try:
-            write_atomically(path, evidence_bytes(fork.evidence))
+            write_atomic(path, evidence_bytes(fork.evidence), mode=0o600)
             path.chmod(FILE_MODE)  # evidence is meant to be shared
         except OSError:
             return None

@@ -2,9 +2,10 @@
 
 docs/spec.md, "Verification procedure", step 7: store the signed checkpoint (its
 exact bytes) and, to resume, the replayed state and the compact range of the tree.
-The file is written atomically (a temporary file in the same directory, flushed to
-disk, then renamed over the old one), so that a crash leaves either the old state
-or the new one. Format ``endorsement-ledger/verifier-state/v2``, byte by byte:
+The file is written with :func:`ledger.durable.write_atomic` (a temporary file in the
+same directory, flushed to disk, renamed over the old one, the directory flushed), so
+that a crash leaves either the old state or the new one. Format
+``endorsement-ledger/verifier-state/v2``, byte by byte:
 
 1. **Header**: one line of JSON (UTF-8, no newline inside, ending ``\n``; at most
    :data:`MAX_HEADER` bytes), an object with exactly these members::
@@ -45,15 +46,13 @@ import hashlib
 import io
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from ledger.core.encoding import parse_hex32
 from ledger.core.errors import FormatError
 from ledger.core.state import MemoryState
+from ledger.durable import write_atomic
 from ledger.verify import statecodec
 from ledger.verify.statecodec import Reader
 
@@ -267,38 +266,10 @@ def load_state(path: str | os.PathLike[str]) -> VerifierState | None:
         return VerifierState.read_from(f, os.fstat(f.fileno()).st_size)
 
 
-def write_atomically(
-    path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], None]
-) -> None:
-    """Replace ``path`` by ``data`` (or what ``data(file)`` writes): never a
-    half-written file, even after a crash."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(data, bytes):
-                f.write(data)
-            else:
-                data(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def save_state(path: str | os.PathLike[str], state: VerifierState) -> None:
-    """Write ``state`` to ``path`` atomically (format v2)."""
-    write_atomically(path, state.write_to)
+    """Write ``state`` to ``path`` durably (``ledger.durable``: the old file or the new
+    one, even after a crash), readable by its owner only; format v2."""
+    write_atomic(path, state.write_to, mode=0o600)
 
 
 __all__ = [
@@ -307,5 +278,4 @@ __all__ = [
     "VerifierState",
     "load_state",
     "save_state",
-    "write_atomically",
 ]
