@@ -6,7 +6,7 @@ the entry bytes it proves (docs/spec.md, "Receipts"): ``entry-17.tlog-proof`` an
 entry-17.txt --log-key VKEY`` takes.
 
 Before saving, :func:`check_receipt` runs the verifier's own receipt check
-(``ledger.verify.verifier.verify_receipt_file``: checkpoint signature by the trusted log key,
+(``ledger.verify.receipts.verify_receipt_file``: checkpoint signature by the trusted log key,
 origin, inclusion proof of the entry's leaf hash, the entry parsed strictly and its
 signatures), and then checks that the entry holds the record that was submitted, at
 the index the server announced. Anything else is a :class:`~cli.errors.VerifyError`

@@ -40,7 +40,7 @@ EVIDENCE_FORMAT = "endorsement-ledger/fork-evidence/v1"
 
 
 class CheckpointOpener(Protocol):
-    """What decides whether a checkpoint is the log's (``ledger.verify.verifier.Trust``)."""
+    """What decides whether a checkpoint is the log's (``ledger.verify.trust.Trust``)."""
 
     def open_checkpoint(self, data: bytes) -> Checkpoint: ...
 

@@ -23,7 +23,7 @@ mirror directory: :func:`ledger.verify.source.open_source`) into the directory:
    verifier must take from the source to be able to tell a fork.
 2. **Verified first.** Every fetched byte goes through the verifier's own code,
    :func:`ledger.verify.verifier.verify_log`, resumed from the state saved by the last
-   sync and trusting only the keys the user gave (:class:`ledger.verify.verifier.Trust`):
+   sync and trusting only the keys the user gave (:class:`ledger.verify.trust.Trust`):
    checkpoint signature, consistency with the last verified checkpoint, every
    entry, signature and rule, every tile. Fetched files wait in a staging
    directory meanwhile and are published only if all of it passes.
