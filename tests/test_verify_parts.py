@@ -553,3 +553,37 @@ def test_failures_are_placed_by_wrapping_not_by_changing_them(tmp_path: Path, jo
     e, cause = info.value, info.value.__cause__
     assert isinstance(cause, FormatError) and cause.index is None
     assert (e.index, e.code, e.field) == (300, cause.code, "index")
+
+
+def test_verify_log_reads_full_files_where_the_partial_ones_are_gone(tmp_path: Path) -> None:
+    """tlog-tiles lets a log delete a partial bundle or tile once the full one exists:
+    a checkpoint of 300 entries still verifies against a log that has grown to 512."""
+    f = LogFactory()
+    f.grow(512)
+    log = f.write(tmp_path / "log", size=300)
+    f.write(log)
+    for gone in (tiles.entries_path(1, 44), tiles.tile_path(0, 1, 44)):
+        (log / gone).unlink()
+    (log / "checkpoint").write_bytes(f.checkpoint(300))
+
+    paths: list[str] = []
+
+    class Counting(DirectorySource):
+        def fetch(self, path: str) -> bytes:
+            paths.append(path)
+            return super().fetch(path)
+
+    result = verify_log(Counting(log), Trust.from_vkeys([f.log_key.vkey]))
+    assert (result.checkpoint.size, result.checkpoint.root) == (300, f.root(300))
+    for partial, full in [
+        (tiles.entries_path(1, 44), tiles.entries_path(1)),
+        (tiles.tile_path(0, 1, 44), tiles.tile_path(0, 1)),
+    ]:
+        assert paths.index(partial) < paths.index(full)
+    # a damaged full file is named as what was read
+    bundle = log / tiles.entries_path(1)
+    bundle.write_bytes(bundle.read_bytes()[:-5])
+    with pytest.raises(FormatError) as e:
+        verify_log(DirectorySource(log), Trust.from_vkeys([f.log_key.vkey]))
+    assert e.value.field == tiles.entries_path(1)
+    assert "entries 256..511" in e.value.message
