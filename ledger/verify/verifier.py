@@ -1,9 +1,13 @@
-"""Verify a whole log, or the part added since the last run, and receipts, offline.
+"""Verify a whole log, or the part added since the last run, offline.
 
 This is the procedure of docs/spec.md, "Verification procedure", run against a
 :class:`ledger.verify.source.Source` (a tlog-tiles directory or URL) that is trusted for
 nothing: every byte is checked against a checkpoint signed by a key the *user*
-supplied (:class:`Trust`, from vkeys or a C2SP tlog-policy file).
+supplied (:class:`~ledger.verify.trust.Trust`, from vkeys or a C2SP tlog-policy file).
+This module runs the steps in order and holds steps 3-7; the others live beside it
+by purpose: ``trust`` (steps 1-2), ``forks`` (8-10), ``pipeline`` (the threads and
+worker processes that feed steps 3-4), ``tiletree`` (step 5's tree), ``statefile``
+and ``statecodec`` (the ``--state`` file of step 7); ``receipts`` checks a receipt.
 
 :func:`verify_log`, steps of "Checking a whole log":
 
