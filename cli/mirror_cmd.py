@@ -22,8 +22,9 @@ from ledger.core.errors import LedgerError
 from ledger.core.note import Ed25519Verifier
 from ledger.mirror.sync import Mirror, MirrorError, MirrorForkError, SyncResult
 from ledger.verify.cli import EXIT_FORK, EXIT_INVALID, EXIT_USAGE, EXIT_VALID
+from ledger.verify.pipeline import default_jobs
 from ledger.verify.source import DEFAULT_TIMEOUT_S, Source, SourceError, open_source
-from ledger.verify.verifier import Trust, default_jobs
+from ledger.verify.trust import Trust
 
 EXIT_INTERRUPTED = 130
 

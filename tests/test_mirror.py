@@ -41,7 +41,7 @@ from ledger.mirror.sync import (
 from ledger.verify import cli as verify_cli
 from ledger.verify.source import DirectorySource, open_source
 from ledger.verify.statefile import load_state
-from ledger.verify.verifier import Trust
+from ledger.verify.trust import Trust
 from tests.logfactory import LogFactory, LogKey
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,8 @@ from ledger.core.records import Endorsement, Kind, Statement, Withdrawal
 from ledger.core.state import KINDS
 from ledger.mirror.site import build_site, statement_page
 from ledger.verify.source import DirectorySource, SourceError
-from ledger.verify.verifier import Trust, verify_log
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 
 # --- reading the pages back ------------------------------------------------------------
 

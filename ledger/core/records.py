@@ -684,10 +684,11 @@ def parse_record_strict(data: bytes, *, allow_draft: bool = False) -> SignedReco
     signatures = tuple(_parse_sig_line(line) for line in sig_lines)
     record = SignedRecord(body, body_bytes, signatures)
     _check_count(record, allow_draft=allow_draft)
-    # Canonical by construction: the body is (parse_body checks it re-encodes to its
-    # bytes), each sig line's base64 is canonical (b64decode_strict) and the lines
-    # are split exactly, so record.encode() == data; tests/test_fuzz_parsers.py
-    # checks that round trip (re-encoding here cost 7% of the verifier's main process).
+    # Canonical by construction: the body is (see the end of _parse_body: it accepts
+    # only canonical text, without re-encoding it), each sig line's base64 is canonical
+    # (b64decode_strict) and the lines are split exactly, so record.encode() == data;
+    # tests/test_fuzz_parsers.py checks that round trip (re-encoding here cost 7% of
+    # the verifier's main process).
     return record
 
 

@@ -23,7 +23,7 @@ mirror directory: :func:`ledger.verify.source.open_source`) into the directory:
    verifier must take from the source to be able to tell a fork.
 2. **Verified first.** Every fetched byte goes through the verifier's own code,
    :func:`ledger.verify.verifier.verify_log`, resumed from the state saved by the last
-   sync and trusting only the keys the user gave (:class:`ledger.verify.verifier.Trust`):
+   sync and trusting only the keys the user gave (:class:`ledger.verify.trust.Trust`):
    checkpoint signature, consistency with the last verified checkpoint, every
    entry, signature and rule, every tile. Fetched files wait in a staging
    directory meanwhile and are published only if all of it passes.
@@ -66,11 +66,14 @@ from pathlib import Path
 from ledger.core import merkle, tiles
 from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
 from ledger.core.errors import LedgerError
-from ledger.core.fork import ForkError, evidence_bytes, fork_evidence, is_power_of_two
+from ledger.core.fork import ForkError, evidence_bytes, fork_evidence
+from ledger.core.merkle import is_power_of_two
 from ledger.core.note import parse_note
+from ledger.durable import write_atomic
 from ledger.verify.source import DirectorySource, Source
-from ledger.verify.statefile import VerifierState, load_state, save_state, write_atomically
-from ledger.verify.verifier import Progress, Result, Trust, fetch_checkpoint, verify_log
+from ledger.verify.statefile import VerifierState, load_state, save_state
+from ledger.verify.trust import Trust, fetch_checkpoint
+from ledger.verify.verifier import Progress, Result, verify_log
 
 #: The mirror's private directory inside the mirror (never part of the log's layout).
 STATE_DIR = ".ledger-mirror"
@@ -577,7 +580,7 @@ class Mirror:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.private / f"fork-evidence-{stamp}.json"
         try:
-            write_atomically(path, evidence_bytes(fork.evidence))
+            write_atomic(path, evidence_bytes(fork.evidence), mode=0o600)
             path.chmod(FILE_MODE)  # evidence is meant to be shared
         except OSError:
             return None
