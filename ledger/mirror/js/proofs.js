@@ -16,6 +16,7 @@ export class TileHashes {
     this.fetch = fetch;
     this.size = size;
     this.tiles = new Map();
+    this.subtrees = new Map(); // memoized imperfect subtree hashes (the right edge)
   }
 
   async tile(level, n) {
@@ -64,9 +65,14 @@ export class TileHashes {
     let h = 0;
     while (2 ** (h + 1) <= count && start % 2 ** (h + 1) === 0) h += 1;
     if (2 ** h === count) return this.hashAt(h, start / 2 ** h);
-    let k = 1;
-    while (k * 2 < count) k *= 2;
-    return nodeHash(await this.subtree(start, k), await this.subtree(start + k, count - k));
+    const key = `${start}+${count}`;
+    if (!this.subtrees.has(key)) {
+      let k = 1;
+      while (k * 2 < count) k *= 2;
+      this.subtrees.set(key, Promise.all([this.subtree(start, k), this.subtree(start + k, count - k)])
+        .then(([a, b]) => nodeHash(a, b)));
+    }
+    return this.subtrees.get(key);
   }
 
   /** RFC 9162 §2.1.3.1 PATH(m, D[start:start+count]), leaf first. */

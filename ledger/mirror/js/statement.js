@@ -53,32 +53,42 @@ export async function verifyStatement(fetch, trust, statementId, statementIndex,
   const bundles = new Map();
   const all = [statementIndex, ...[...new Set(indexes)].sort((a, b) => a - b)];
   const active = new Map(); // signatory -> active?
-  let checked = 0;
-  for (const index of all) {
+  const check = async (index) => {
     if (!(index < cp.size)) fail(`entry ${index} is not in the tree of size ${cp.size}`, { code: 'bad_proof', index });
     const bytes = await entryAt(fetch, bundles, index, cp.size);
     await tiles.verifyLeaf(leafHash(bytes), index, cp.root);
-    let e;
     try {
-      e = parseEntry(bytes);
+      const e = parseEntry(bytes);
       if (e.index !== index) fail(`the entry says index ${e.index}`, { code: 'broken_chain', field: 'index' });
       await checkSignatures(e.record);
+      return e;
     } catch (err) {
       if (err instanceof LedgerError) err.index = index;
       throw err;
     }
-    const b = e.record.body;
-    if (index === statementIndex) {
-      if (b.type !== 'statement' || hexEncode(sha256(e.record.bodyBytes)) !== statementId) {
-        fail('this entry is not the statement', { code: 'wrong_entry', index });
+  };
+  // Checked concurrently in chunks; applied (and failures reported) in index order.
+  let checked = 0;
+  for (let start = 0; start < all.length; start += 128) {
+    const chunk = all.slice(start, start + 128);
+    const results = await Promise.allSettled(chunk.map(check));
+    for (let j = 0; j < chunk.length; j++) {
+      const index = chunk[j];
+      if (results[j].status === 'rejected') throw results[j].reason;
+      const e = results[j].value;
+      const b = e.record.body;
+      if (index === statementIndex) {
+        if (b.type !== 'statement' || hexEncode(sha256(e.record.bodyBytes)) !== statementId) {
+          fail('this entry is not the statement', { code: 'wrong_entry', index });
+        }
+      } else {
+        if ((b.type !== 'endorse' && b.type !== 'withdraw') || hexEncode(b.statement) !== statementId) {
+          fail('this entry is not an endorsement or withdrawal of the statement', { code: 'wrong_entry', index });
+        }
+        active.set(hexEncode(b.signatory), b.type === 'endorse');
       }
-    } else {
-      if ((b.type !== 'endorse' && b.type !== 'withdraw') || hexEncode(b.statement) !== statementId) {
-        fail('this entry is not an endorsement or withdrawal of the statement', { code: 'wrong_entry', index });
-      }
-      active.set(hexEncode(b.signatory), b.type === 'endorse');
+      checked += 1;
     }
-    checked += 1;
   }
   let total = 0;
   for (const v of active.values()) if (v) total += 1;
