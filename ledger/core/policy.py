@@ -193,13 +193,16 @@ def parse_policy(data: bytes) -> Policy:
         try:
             p.line(items)
         except FormatError as e:
-            raise type(e)(
+            # A new error at raise time (FormatError or TooLargeError: both take these
+            # arguments), naming the line, from the item's error.
+            error = TooLargeError if isinstance(e, TooLargeError) else FormatError
+            raise error(
                 f"line {number}: {e.message}",
                 code=e.code,
                 field=e.field,
                 expected=e.expected,
                 found=e.found,
-            ) from None
+            ) from e
     if not p.has_quorum:
         raise FormatError("policy has no quorum line", field="quorum")
     return Policy(tuple(p.logs), tuple(p.log_urls), tuple(p.witnesses), tuple(p.groups), p.quorum)
