@@ -158,3 +158,17 @@ def test_statement_verification_catches_a_foreign_entry_and_a_bad_tile(tmp_path:
     tile.write_bytes(bytes(data))
     js = _js_statement(log, f.log_key.vkey, sid, first, listed)
     assert (js["valid"], js["error"]["code"]) == (False, "root_mismatch"), js
+
+
+def test_a_checkpoint_with_an_extension_line_is_rejected_by_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.core.checkpoint import Checkpoint, sign_checkpoint  # noqa: PLC0415
+
+    f, log = make_log(tmp_path, 10)
+    cp = Checkpoint(f.origin, f.size, f.root(), ("an extension line",))
+    (log / "checkpoint").write_bytes(sign_checkpoint(cp, f.log_key.signer))
+    py = _py(log, f.log_key.vkey, capsys)
+    assert py["exit_code"] == 1
+    assert py["error"]["field"] == "checkpoint extensions"  # type: ignore[index]
+    _same_verdict(py, _js(log, f.log_key.vkey))

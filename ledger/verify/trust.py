@@ -61,8 +61,18 @@ class Trust:
         return cls(_origin_of(verifiers, origin), verifiers, pol)
 
     def open_checkpoint(self, data: bytes) -> Checkpoint:
-        """Verify a signed checkpoint (signature, origin, witness quorum) and parse it."""
+        """Verify a signed checkpoint of the log (signature, origin, witness quorum).
+
+        The log's checkpoints have no extension lines (docs/spec.md, "Checkpoints"):
+        one that has them is rejected, although tlog-checkpoint allows them.
+        """
         cp, note = open_checkpoint(data, self.verifiers, self.origin)
+        if cp.extensions:
+            raise FormatError(
+                "the log's checkpoints have no extension lines",
+                field="extensions",
+                found=list(cp.extensions[:3]),
+            )
         if self.policy is not None:
             self.policy.check_quorum(note)
         return cp

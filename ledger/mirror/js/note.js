@@ -153,6 +153,7 @@ export async function openCheckpoint(data, trust) {
   if (!note.verified.some((s) => s.key.alg === ALG_ED25519 && s.name === cp.origin && trust.logs.includes(s.key))) {
     fail('no valid signature by a log key named after the checkpoint origin', { code: 'unknown_key', field: 'origin' });
   }
+  if (cp.extensions.length) fail("the log's checkpoints have no extension lines", { field: 'extensions' });
   checkQuorum(trust, note);
   return { checkpoint: cp, note };
 }
