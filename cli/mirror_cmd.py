@@ -20,7 +20,8 @@ from cli.config import read_vkey_option
 from cli.errors import CliError
 from ledger.core.errors import LedgerError
 from ledger.core.note import Ed25519Verifier
-from ledger.mirror.sync import Mirror, MirrorError, MirrorForkError, SyncResult
+from ledger.mirror.directory import MirrorError
+from ledger.mirror.sync import Mirror, MirrorForkError, SyncResult
 from ledger.verify.cli import EXIT_FORK, EXIT_INVALID, EXIT_USAGE, EXIT_VALID
 from ledger.verify.source import DEFAULT_TIMEOUT_S, Source, SourceError, open_source
 from ledger.verify.verifier import Trust, default_jobs
