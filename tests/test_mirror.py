@@ -151,6 +151,25 @@ def test_the_cli_mirrors_incrementally_and_builds_the_site(tmp_path: Path) -> No
     assert code == 0 and "size 710 (+10 entries verified, 4 files fetched, 3 published" in out
     code, out, _ = ledger("mirror", src, mirror, "--log-key", f.log_key.vkey, "--no-site")
     assert code == 0 and "up to date at size 710" in out
+    # The site catches up from the state (the 10 entries its last build did not see),
+    # to the pages a new mirror of the whole log gets.
+    f.grow(300)
+    f.write(src)
+    code, out, err = ledger("mirror", src, mirror, "--log-key", f.log_key.vkey)
+    assert code == 0 and "size 1010 (+300 entries verified" in out, err
+    fresh = tmp_path / "fresh"
+    assert ledger("mirror", src, fresh, "--log-key", f.log_key.vkey)[0] == 0
+    assert site_files(mirror) == site_files(fresh)
+    assert not (mirror / ".site-cache.json").exists()
+
+
+def site_files(directory: Path) -> dict[str, bytes]:
+    """The static site's pages, the stylesheet, and what it keeps beside the state."""
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and (p.suffix in (".html", ".css") or p.name == "site-endorsements")
+    }
 
 
 def test_a_new_signature_of_the_same_tree_is_published(tmp_path: Path) -> None:

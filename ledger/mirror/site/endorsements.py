@@ -138,41 +138,28 @@ class Endorsements:
     def catch_up(self, directory: Path, state: VerifierState) -> int:
         """Take in the entries of ``directory`` (a mirror) up to ``state.size``.
 
-        Returns how many entries were read. Starts over from entry 0 if what was
-        taken before is not a prefix of this log; raises VerificationError if the
-        directory's entries are not those ``state`` verified.
+        Returns how many entries were read. If what was taken in before (a saved
+        file) does not lead to ``state``, starts over from entry 0; raises
+        VerificationError if the directory's entries are not those ``state``
+        verified.
         """
         if self.origin != state.origin or self.size > state.size:
             self._reset(state.origin)
         reader = EntryReader(directory, state.size)
-        read = 0
+        if self.size == 0:
+            return self._follow(reader, state)
         try:
-            read += self._follow(reader, state.size)
-        except _NotAPrefixError:
+            return self._follow(reader, state)
+        except VerificationError:
             self._reset(state.origin)
-            read += self._follow(reader, state.size)
-        if self.last_leaf != state.replay.last_leaf_hash:
-            if read == 0 and self.size > 0:
-                # Nothing new to read, but what was taken before is of another history.
-                self._reset(state.origin)
-                return self.catch_up(directory, state)
-            raise VerificationError(
-                "the mirror's entries are not the ones its state verified",
-                code="entry_changed",
-                index=state.size - 1,
-                field="entry",
-                expected=state.replay.last_leaf_hash,
-                found=self.last_leaf,
-            )
-        return read
+            return self._follow(reader, state)
 
-    def _follow(self, reader: EntryReader, size: int) -> int:
+    def _follow(self, reader: EntryReader, state: VerifierState) -> int:
+        """Take in the entries from ``size`` on, chained from ``last_leaf`` to the state's."""
         start = self.size
         for index, data in reader.raw(start):
             entry = parse_entry(data)
             if entry.prev != self.last_leaf or entry.index != index:
-                if index == start and start > 0:
-                    raise _NotAPrefixError
                 raise VerificationError(
                     "the mirror's entries do not chain (not the ones its state verified)",
                     code="broken_chain",
@@ -184,6 +171,15 @@ class Endorsements:
             self.take(entry)
             self.size = index + 1
             self.last_leaf = leaf_hash(data)
+        if self.last_leaf != state.replay.last_leaf_hash:
+            raise VerificationError(
+                "the mirror's entries are not the ones its state verified",
+                code="entry_changed",
+                index=state.size - 1,
+                field="entry",
+                expected=state.replay.last_leaf_hash,
+                found=self.last_leaf,
+            )
         return self.size - start
 
     def _reset(self, origin: str) -> None:
@@ -271,10 +267,6 @@ class Endorsements:
             e.by_statement.setdefault(statements[st], {})[signatories[sig]] = index
         e.saved_size = size
         return e
-
-
-class _NotAPrefixError(Exception):
-    """What was taken in before does not continue into this log."""
 
 
 __all__ = ["FILE_NAME", "FORMAT", "Endorsements", "EntryReader"]
