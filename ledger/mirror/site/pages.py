@@ -68,9 +68,12 @@ class Markup(str):
     __slots__ = ()
 
 
+_escape = html.escape
+
+
 def escape(value: object) -> Markup:
     """``value`` as text in HTML: ``& < > " '`` escaped (safe in attributes too)."""
-    return Markup(html.escape(str(value), quote=True))
+    return Markup(_escape(str(value), quote=True))
 
 
 _CURRENT = Markup(' aria-current="page"')  # the attribute of the link to the page shown
@@ -121,10 +124,10 @@ def render(name: str, /, **values: object) -> Markup:
     Every placeholder must be given (``KeyError`` otherwise): a forgotten value
     never leaves ``$name`` on a page.
     """
-    filled = {
-        k: v if type(v) is Markup else html.escape(str(v), quote=True) for k, v in values.items()
-    }
-    return Markup(_format(name).format_map(filled))
+    for k, v in values.items():  # ``values`` is this call's own dict
+        if type(v) is not Markup:
+            values[k] = _escape(v if type(v) is str else str(v), True)
+    return Markup(_format(name).format_map(values))
 
 
 def join(parts: Iterable[Markup], sep: str = "") -> Markup:
