@@ -116,10 +116,15 @@ class Policy:
         return found
 
     def check_quorum(self, note: Note | bytes) -> None:
-        """Raise unless the valid cosignatures of ``note`` satisfy the quorum."""
+        """Raise unless the valid cosignatures of ``note`` satisfy the quorum.
+
+        Every witness the policy lists is a known key, whatever the quorum: its
+        cosignature is checked (and an invalid one rejects the note) under
+        ``quorum none`` too (docs/spec.md, "Verification procedure", step 1).
+        """
+        have = set(self.cosigners(note))
         if self.quorum is None:
             return
-        have = set(self.cosigners(note))
         groups = {g.name: g for g in self.groups}
         if not _satisfied(self.quorum, have, groups):
             raise VerificationError(
