@@ -15,7 +15,6 @@ checked but not used by the witness (``quorum none`` is enough).
 from __future__ import annotations
 
 import datetime
-import json
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from ledger.core.errors import FormatError
 from ledger.core.note import ALG_COSIGNATURE_V1, CosignatureVerifier, make_vkey, parse_vkey
 from ledger.core.policy import Policy, parse_policy
 from ledger.durable import write_new
+from ledger.witness.audit import LogAuditor
 from ledger.witness.server import make_server, serve_forever
 from ledger.witness.service import Witness, logs_of
 from ledger.witness.store import WitnessStore
@@ -111,6 +111,16 @@ def _witness_name(key: Path, name: str | None, public_key: bytes) -> str:
     return verifier.name
 
 
+def _sources(policy: Policy, given: tuple[str, ...]) -> dict[str, str]:
+    where = {v.name: url for v, url in zip(policy.logs, policy.log_urls, strict=True) if url}
+    for item in given:
+        origin, sep, location = item.partition("=")
+        if not sep or not origin or not location:
+            raise InputError(f"--source must be ORIGIN=LOCATION, not {item!r}")
+        where[origin] = location
+    return where
+
+
 def _listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -132,6 +142,26 @@ def _listen(value: str) -> tuple[str, int]:
     default=None,
     help="The key's passphrase, if it is encrypted (else LEDGER_KEY_PASSPHRASE).",
 )
+@click.option(
+    "--audit",
+    is_flag=True,
+    help="Auditing witness: replay every new entry against the rules before cosigning.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="ORIGIN=LOCATION",
+    help="Where to fetch a log's tiles and entries for --audit (a URL prefix or a "
+    "directory; a mirror will do). [the log's URL in the policy]",
+)
+@click.option(
+    "--audit-state",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the audited verifier states. [DB.audit]",
+)
+@click.option("--audit-jobs", type=click.IntRange(1, 64), default=1, show_default=True)
 def serve(
     *,
     key_path: Path,
@@ -140,21 +170,43 @@ def serve(
     db: Path,
     listen: str,
     passphrase_file: Path | None,
+    audit: bool,
+    sources: tuple[str, ...],
+    audit_state: Path | None,
+    audit_jobs: int,
 ) -> None:
-    """Serve POST /add-checkpoint and GET /<sha256(origin)>/checkpoint until SIGTERM."""
+    """Serve POST /add-checkpoint and GET /<sha256(origin)>/checkpoint until SIGTERM.
+
+    With --audit the witness also checks every new entry of a log (its signatures and
+    the semantic rules, as ledger-verify does) and cosigns only a lawful log.
+    """
     passphrase = None
     if key_file_is_encrypted(key_path):
         passphrase = resolve_passphrase(passphrase_file=passphrase_file)
     key = load_private_key(key_path, passphrase, strict_permissions=True)
     witness_name = _witness_name(key_path, name, key.public_key().public_bytes_raw())
-    logs = logs_of(_load_policy(policy))
+    parsed = _load_policy(policy)
+    logs = logs_of(parsed)
     host, port = _listen(listen)
-    witness = Witness(witness_name, key, logs, WitnessStore(db))
+    auditor = None
+    if audit:
+        where = _sources(parsed, sources)
+        for origin in logs:
+            if origin not in where:
+                raise InputError(
+                    f"--audit needs a source for {origin}: a URL on its 'log' line "
+                    "or --source ORIGIN=LOCATION"
+                )
+        state_dir = audit_state or db.with_name(db.name + ".audit")
+        auditor = LogAuditor(logs, where, state_dir, jobs=audit_jobs)
+    elif sources or audit_state is not None:
+        raise InputError("--source and --audit-state need --audit")
+    witness = Witness(witness_name, key, logs, WitnessStore(db), auditor=auditor)
     try:
         server = make_server(witness, host, port)
     except OSError as e:
         raise InputError(f"cannot listen on {listen}: {e.strerror}") from None
-    click.echo(f"witness {witness.vkey}")
+    click.echo(f"witness {witness.vkey}{' (auditing)' if audit else ''}")
     for origin in sorted(logs):
         click.echo(f"witnessing {origin}")
     click.echo(f"listening on {server.url}", nl=True)
@@ -195,7 +247,6 @@ def evidence(db: Path, origin: str | None, out: Path | None) -> None:
                 evidence_file.write_bytes(r.evidence)
                 click.echo(f"  evidence: {evidence_file}")
             else:
-                doc = json.loads(r.evidence)
-                click.echo("  evidence: " + json.dumps(doc, indent=2, ensure_ascii=False))
+                click.echo("  evidence: " + r.evidence.decode("utf-8", "replace").rstrip())
     if count == 0:
         click.echo("no refusals kept")

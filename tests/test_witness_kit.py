@@ -23,8 +23,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -184,6 +186,11 @@ def ledger(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
+class HasVkey(Protocol):
+    @property
+    def vkey(self) -> str: ...
+
+
 @dataclass
 class Response:
     status: int
@@ -194,8 +201,11 @@ class Response:
 class WitnessProcess:
     """``ledger witness serve`` on 127.0.0.1 (a free port), restartable on the same files."""
 
-    def __init__(self, directory: Path, logs: list[Log], name: str = "witness.example.org/w1"):
+    def __init__(
+        self, directory: Path, logs: Sequence[HasVkey], name: str = "witness.example.org/w1"
+    ):
         self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
         self.key = directory / "witness.key"
         self.db = directory / "witness.db"
         self.policy = directory / "logs.policy"

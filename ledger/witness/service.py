@@ -52,7 +52,15 @@ from ledger.core.witness import (
 )
 from ledger.witness.store import Advance, WitnessStore
 
-__all__ = ["PROBLEM_JSON", "Answer", "Auditor", "Witness", "logs_of", "origin_id"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Answer",
+    "AuditUnavailableError",
+    "Auditor",
+    "Witness",
+    "logs_of",
+    "origin_id",
+]
 
 PROBLEM_JSON = "application/problem+json"
 _PROBLEM_TYPE = "urn:endorsement-ledger:problem:"
@@ -60,11 +68,18 @@ _PROBLEM_TYPE = "urn:endorsement-ledger:problem:"
 logger = logging.getLogger("ledger.witness")
 
 
+class AuditUnavailableError(Exception):
+    """An auditing witness could not audit (the log's data cannot be read): 503."""
+
+
 class Auditor(Protocol):
     """What an auditing witness runs before cosigning (:mod:`ledger.witness.audit`)."""
 
-    def check(self, cp: Checkpoint, note: Note, latest: TreeHead) -> None:
-        """Raise (RuleError naming the entry...) unless the entries latest..cp are lawful."""
+    def check(self, cp: Checkpoint, signed: bytes, latest: TreeHead) -> None:
+        """Raise (RuleError naming the entry...) unless the entries latest..cp are lawful.
+
+        ``signed`` is the checkpoint as submitted; AuditUnavailableError if it cannot tell.
+        """
         ...
 
     def committed(self, cp: Checkpoint) -> None:
@@ -159,7 +174,7 @@ class Witness:
                 # Only a request that would be cosigned is audited: check it first (and
                 # again under the lock, where the stored tree may have moved).
                 check_consistent(request, cp, latest)
-                self.auditor.check(cp, note, latest)
+                self.auditor.check(cp, request.checkpoint, latest)
             answer = self.store.advance(cp.origin, lambda s: self._cosign(request, cp, note, s))
         except LedgerError as e:
             self._keep(request, cp, e)
@@ -167,6 +182,10 @@ class Witness:
         except sqlite3.Error as e:
             logger.error("witness store failed: %s", e)
             return problem(503, "unavailable", "the witness could not persist its state")
+        except AuditUnavailableError as e:
+            logger.warning("could not audit %s size %d: %s", cp.origin, cp.size, e)
+            answer = problem(503, "audit_unavailable", f"the witness could not audit: {e}")
+            return Answer(answer.status, answer.content_type, answer.body, (("Retry-After", "5"),))
         if self.auditor is not None:
             self.auditor.committed(cp)
         return answer
@@ -189,8 +208,12 @@ class Witness:
             stored = self.store.latest(cp.origin)
             if stored is not None:
                 evidence = evidence_bytes(fork_evidence(stored[1], request.checkpoint, []))
-        elif isinstance(getattr(error, "evidence", None), bytes):
-            evidence = error.evidence  # type: ignore[attr-defined]
+        else:
+            found = getattr(error, "evidence", None)  # LawlessLogError, ForkError
+            if isinstance(found, bytes):
+                evidence = found
+            elif isinstance(found, dict):
+                evidence = evidence_bytes(found)
         try:
             self.store.keep_refusal(
                 cp.origin,
