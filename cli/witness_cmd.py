@@ -34,7 +34,7 @@ from ledger.core.note import ALG_COSIGNATURE_V1, CosignatureVerifier, make_vkey,
 from ledger.core.policy import Policy, parse_policy
 from ledger.durable import write_new
 from ledger.witness.audit import LogAuditor
-from ledger.witness.server import make_server, serve_forever
+from ledger.witness.server import TIMEOUT, make_server, serve_forever
 from ledger.witness.service import Witness, logs_of
 from ledger.witness.store import WitnessStore
 
@@ -162,6 +162,13 @@ def _listen(value: str) -> tuple[str, int]:
     help="Directory of the audited verifier states. [DB.audit]",
 )
 @click.option("--audit-jobs", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=TIMEOUT,
+    show_default=True,
+    help="Seconds a connection may stay idle or take to send a request.",
+)
 def serve(
     *,
     key_path: Path,
@@ -174,6 +181,7 @@ def serve(
     sources: tuple[str, ...],
     audit_state: Path | None,
     audit_jobs: int,
+    timeout: float,
 ) -> None:
     """Serve POST /add-checkpoint and GET /<sha256(origin)>/checkpoint until SIGTERM.
 
@@ -203,7 +211,7 @@ def serve(
         raise InputError("--source and --audit-state need --audit")
     witness = Witness(witness_name, key, logs, WitnessStore(db), auditor=auditor)
     try:
-        server = make_server(witness, host, port)
+        server = make_server(witness, host, port, timeout=timeout)
     except OSError as e:
         raise InputError(f"cannot listen on {listen}: {e.strerror}") from None
     click.echo(f"witness {witness.vkey}{' (auditing)' if audit else ''}")

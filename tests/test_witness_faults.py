@@ -15,10 +15,13 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import random
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -129,6 +132,57 @@ def test_after_the_storm_the_valid_request_is_cosigned(
     assert "Traceback" not in w.stderr()
 
 
+@settings(max_examples=1000, deadline=None)
+@given(data=st.data())
+def test_malformed_requests_in_process_never_raise(data: st.DataObject) -> None:
+    """The same mutations, many more, straight into the service: a 4xx, never an exception."""
+    w, log = _IN_PROCESS
+    before = w.store.latest(log.origin)
+    body = data.draw(_mutations(log))
+    if body == log.request(21):
+        return
+    answer = w.add_checkpoint(body)
+    assert 400 <= answer.status < 500, (answer.status, answer.body, body[:300])
+    assert w.store.latest(log.origin) == before
+
+
+def _in_process() -> tuple[Witness, Log]:
+    log = Log()
+    directory = Path(tempfile.mkdtemp(prefix="witness-"))
+    w = Witness(
+        "w.example/1",
+        Ed25519PrivateKey.generate(),
+        {log.origin: [parse_vkey(log.vkey)]},
+        WitnessStore(directory / "w.db"),
+    )
+    log.grow(21)
+    assert w.add_checkpoint(log.request(0)).status == 200
+    log.grow(12)
+    return w, log
+
+
+_IN_PROCESS = _in_process()
+
+
+def test_a_slow_client_is_cut_off_and_others_are_served(tmp_path: Path) -> None:
+    log = Log()
+    log.grow(2)
+    w = WitnessProcess(tmp_path, [log]).start("--timeout", "1")
+    try:
+        slow = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+        slow.sendall(b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nold")
+        assert w.post(log.request(0)).status == 200  # served meanwhile
+        started = time.monotonic()
+        assert slow.recv(100) == b""  # closed by the witness, without an answer
+        assert time.monotonic() - started < 5
+        slow.close()
+        idle = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+        assert idle.recv(100) == b""  # an idle connection is closed too
+        idle.close()
+    finally:
+        w.kill()
+
+
 # --- forks --------------------------------------------------------------------------------
 
 
@@ -190,8 +244,8 @@ def _submitter(
         size = sizes[i]
         try:
             r = w.post(log.request(old, size) if old <= size else log.request(0, size))
-        except OSError:
-            time.sleep(0.01)  # the witness is down: retry
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.01)  # the witness is down, or died mid-answer: retry
             continue
         if r.status == 200:
             cosigned.append((tag, size, r.body.decode()))

@@ -106,7 +106,7 @@ class LogAuditor:
         # Per origin: the last saved state, in memory (None: read the file), and the
         # audited state waiting for the witness to commit its cosignature.
         self._saved: dict[str, VerifierState | None] = {}
-        self._pending: dict[str, VerifierState] = {}
+        self._pending: dict[tuple[str, int, bytes], VerifierState] = {}
 
     def state_path(self, origin: str) -> Path:
         return self._dir / f"{origin_id(origin)}.state"
@@ -132,13 +132,15 @@ class LogAuditor:
                 raise
             except (VerificationError, FormatError) as e:
                 raise self._lawless(cp, signed, source, e) from None
-            self._pending[cp.origin] = result.state
+            self._pending[(cp.origin, cp.size, cp.root)] = result.state
 
     def committed(self, cp: Checkpoint) -> None:
         """The witness durably cosigned ``cp``: save the state audited up to it."""
         with self._locks[cp.origin]:
-            state = self._pending.pop(cp.origin, None)
-            if state is None or (state.size, state.root) != (cp.size, cp.root):
+            state = self._pending.pop((cp.origin, cp.size, cp.root), None)
+            for key in [k for k in self._pending if k[0] == cp.origin and k[1] <= cp.size]:
+                del self._pending[key]  # audits of trees that will never be cosigned now
+            if state is None:
                 return
             save_state(self.state_path(cp.origin), state)
             self._saved[cp.origin] = state

@@ -13,8 +13,8 @@ the checkpoint path is ours (docs/spec.md, "Witnesses").
 
 HTTP/1.1 with keep-alive. Limits: a body must have a ``Content-Length`` of at most
 :data:`ledger.core.witness.MAX_BODY_SIZE` (413 before reading otherwise; chunked
-bodies get 411); a connection idle or slow for :data:`TIMEOUT` seconds is closed; at
-most :data:`MAX_CONNECTIONS` are served at once (503 beyond). Malformed input always
+bodies get 411); a connection idle or slow for :data:`TIMEOUT` seconds (``--timeout``)
+is closed; at most :data:`MAX_CONNECTIONS` are served at once (503 beyond). Malformed input always
 gets a 4xx; a 500 means a bug, never bad input, and carries no details.
 """
 
@@ -49,8 +49,11 @@ class WitnessHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], witness: Witness) -> None:
+    def __init__(
+        self, address: tuple[str, int], witness: Witness, timeout: float = TIMEOUT
+    ) -> None:
         self.witness = witness
+        self.timeout_s = timeout
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
 
@@ -80,9 +83,12 @@ class WitnessHTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: WitnessHTTPServer
     protocol_version = "HTTP/1.1"
-    timeout = TIMEOUT
     server_version = "ledger-witness"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.timeout_s)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
@@ -184,9 +190,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.server.witness.checkpoint(match.group(1)))
 
 
-def make_server(witness: Witness, host: str, port: int) -> WitnessHTTPServer:
+def make_server(
+    witness: Witness, host: str, port: int, *, timeout: float = TIMEOUT
+) -> WitnessHTTPServer:
     """A server bound to ``host:port`` (port 0: any free port), not yet serving."""
-    return WitnessHTTPServer((host, port), witness)
+    return WitnessHTTPServer((host, port), witness, timeout)
 
 
 def serve_forever(server: WitnessHTTPServer) -> None:
