@@ -83,6 +83,10 @@ class WitnessHTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: WitnessHTTPServer
     protocol_version = "HTTP/1.1"
+    # One write per answer (headers and body), sent at once: without these, Nagle's
+    # algorithm and the client's delayed ACK add 40 ms to every answer.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
     server_version = "ledger-witness"
     sys_version = ""
 

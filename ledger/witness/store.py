@@ -8,8 +8,9 @@ returns), two tables::
              detail TEXT, request BLOB, evidence BLOB)
 
 :meth:`WitnessStore.advance` is the check-and-persist of C2SP tlog-witness (the
-rollback race): under a per-origin lock (threads of this process queue there) it
-opens a ``BEGIN IMMEDIATE`` transaction (which takes SQLite's write lock, so other
+rollback race): under the store's write lock (threads of this process queue there:
+SQLite has one writer at a time anyway, and its busy handler would make them sleep)
+it opens a ``BEGIN IMMEDIATE`` transaction (which takes SQLite's write lock, so other
 processes on the same file are serialised too), reads the stored tree, runs the
 caller's decision on it, writes the new tree as a compare-and-swap
 (``UPDATE ... WHERE origin = ? AND size = ? AND root = ?``, or an ``INSERT`` that
@@ -96,8 +97,7 @@ class WitnessStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._write = threading.Lock()
         with closing(self._connect()) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
@@ -114,10 +114,6 @@ class WitnessStore:
             conn = self._connect()
             self._local.conn = conn
         return conn
-
-    def _lock(self, origin: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(origin, threading.Lock())
 
     def latest(self, origin: str) -> tuple[TreeHead, bytes] | None:
         """The latest cosigned tree of ``origin`` and the note served for it, or None."""
@@ -140,7 +136,7 @@ class WitnessStore:
         ``decide`` raises to refuse (nothing is written) or returns the new state and
         the answer, which is returned once the new state is committed to disk.
         """
-        with self._lock(origin):
+        with self._write:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -191,7 +187,7 @@ class WitnessStore:
     ) -> int:
         """Keep a refusal of a validly signed checkpoint; return its id."""
         conn = self._conn()
-        with self._lock(origin):
+        with self._write:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 cur = conn.execute(
