@@ -68,7 +68,12 @@ def witness_group() -> None:
     help="Encrypt the key with the passphrase in this file (default: plain, mode 0600).",
 )
 def keygen(path: Path, name: str, passphrase_file: Path | None) -> None:
-    """Make a witness key PATH and its cosigner vkey PATH.vkey; print the vkey."""
+    """Make a witness key PATH and its cosigner vkey PATH.vkey; print the vkey.
+
+    \b
+    Example:
+      ledger witness keygen w1.key --name witness.example.org/w1
+    """
     passphrase = read_passphrase_file(passphrase_file) if passphrase_file else None
     key = generate_private_key()
     try:
@@ -187,6 +192,13 @@ def serve(
 
     With --audit the witness also checks every new entry of a log (its signatures and
     the semantic rules, as ledger-verify does) and cosigns only a lawful log.
+
+    \b
+    Example:
+      printf 'log %s https://ledger.example.org/paris-call\\nquorum none\\n' \\
+          "$(cat log.vkey)" > logs.policy
+      ledger witness serve --key w1.key --policy logs.policy --db w1.db \\
+          --listen 127.0.0.1:7380 --audit
     """
     passphrase = None
     if key_file_is_encrypted(key_path):
@@ -236,6 +248,10 @@ def evidence(db: Path, origin: str | None, out: Path | None) -> None:
 
     A fork's evidence (two checkpoints of one size, both signed by the log) is a
     fork-evidence file: check it with ``ledger-verify evidence FILE --log-key VKEY``.
+
+    \b
+    Example:
+      ledger witness evidence --db w1.db --out refusals/
     """
     store = WitnessStore(db)
     count = 0

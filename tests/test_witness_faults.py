@@ -343,3 +343,45 @@ def test_a_failing_disk_answers_503_and_cosigns_nothing(
     monkeypatch.undo()
     assert store.latest(log.origin) is None
     assert witness.add_checkpoint(log.request(0)).status == 200
+
+
+def test_two_witness_processes_on_one_database_never_cosign_two_histories(
+    tmp_path: Path,
+) -> None:
+    """A misconfiguration (two servers, one SQLite file): BEGIN IMMEDIATE and the
+    compare-and-swap still serialise every check-and-persist."""
+    fork_at = 30
+    a = Log()
+    a.grow(fork_at)
+    b = a.fork()
+    a.grow(300, "a")
+    b.grow(300, "b")
+    first = WitnessProcess(tmp_path, [a]).start()
+    second = WitnessProcess(tmp_path, [a]).start()
+    cosigned: list[tuple[str, int, str]] = []
+    stop = threading.Event()
+    plans = [
+        (first, a, "a", list(range(1, 331, 2))),
+        (second, b, "b", list(range(2, 331, 2))),
+        (second, a, "a", list(range(3, 331, 5))),
+        (first, b, "b", list(range(4, 331, 3))),
+    ]
+    threads = [
+        threading.Thread(target=_submitter, args=(w, log, tag, sizes, cosigned, stop))
+        for w, log, tag, sizes in plans
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        assert not any(t.is_alive() for t in threads)
+        assert cosigned
+        for tag, size, line in cosigned:
+            verify_cosignature(first.vkey, (a if tag == "a" else b).text(size), line)
+        _cosigned_sizes_consistent([(t, s) for t, s, _ in cosigned], fork_at)
+        assert "Traceback" not in first.stderr() + second.stderr()
+    finally:
+        stop.set()
+        first.kill()
+        second.kill()

@@ -201,6 +201,8 @@ class Response:
 class WitnessProcess:
     """``ledger witness serve`` on 127.0.0.1 (a free port), restartable on the same files."""
 
+    runs = 0  # processes started, for the names of their output files
+
     def __init__(
         self, directory: Path, logs: Sequence[HasVkey], name: str = "witness.example.org/w1"
     ):
@@ -219,9 +221,10 @@ class WitnessProcess:
         self.port = 0
 
     def start(self, *extra: str) -> WitnessProcess:
-        self.runs = getattr(self, "runs", 0) + 1
-        out = self.directory / f"witness-{self.runs}.out"
-        err = self.directory / f"witness-{self.runs}.err"
+        WitnessProcess.runs += 1
+        self.run = WitnessProcess.runs
+        out = self.directory / f"witness-{self.run}.out"
+        err = self.directory / f"witness-{self.run}.err"
         with out.open("wb") as o, err.open("wb") as e:
             self.proc = subprocess.Popen(
                 [
@@ -246,7 +249,7 @@ class WitnessProcess:
         raise RuntimeError("witness did not start")
 
     def stderr(self) -> str:
-        return (self.directory / f"witness-{self.runs}.err").read_text()
+        return (self.directory / f"witness-{self.run}.err").read_text()
 
     def kill(self) -> None:
         if self.proc is not None:
