@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_witness_kit import Log, WitnessProcess, ledger, verify_cosignature
 
 from ledger.core import witness as core
 from ledger.core.errors import FormatError, TooLargeError
-from ledger.core.note import parse_vkey
+from ledger.core.note import CosignatureVerifier, open_note, parse_vkey
 
 
 @pytest.fixture
@@ -244,3 +245,23 @@ def test_decide_in_the_spec_order(log: Log) -> None:
     with pytest.raises(core.UnknownOriginError) as u:
         core.decide(req, {}, None)
     assert core.status_of(u.value) == 404
+
+
+def test_cosign_response_and_parse_cosignatures(log: Log) -> None:
+    """What a log does with a 200 body: append the lines to its checkpoint and open it."""
+    log.grow(9)
+    logs = {log.origin: [parse_vkey(log.vkey)]}
+    _, note = core.decide(core.parse_request(log.request(0)), logs, None)
+    key = Ed25519PrivateKey.generate()
+    body, served = core.cosign_response(note, "w.example/1", key, 1_800_000_000)
+    (sig,) = core.parse_cosignatures(body)
+    assert sig.name == "w.example/1"
+    witness = CosignatureVerifier("w.example/1", key.public_key().public_bytes_raw())
+    opened = open_note(log.checkpoint() + body, [witness])
+    assert [s.name for s in opened.verified] == ["w.example/1"]
+    assert served == log.checkpoint() + body  # the log's signature, then ours
+    assert witness.verify(note.message, sig.signature) == 1_800_000_000
+    with pytest.raises(FormatError):
+        core.parse_cosignatures(b"")
+    with pytest.raises(FormatError):
+        core.parse_cosignatures(b"not a signature line\n")
