@@ -15,6 +15,7 @@ checked but not used by the witness (``quorum none`` is enough).
 from __future__ import annotations
 
 import datetime
+import logging
 import sys
 from pathlib import Path
 
@@ -231,6 +232,9 @@ def serve(
         click.echo(f"witnessing {origin}")
     click.echo(f"listening on {server.url}", nl=True)
     sys.stdout.flush()
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
     serve_forever(server)
 
 

@@ -214,8 +214,9 @@ class Witness:
                 evidence = found
             elif isinstance(found, dict):
                 evidence = evidence_bytes(found)
+        kept = None
         try:
-            self.store.keep_refusal(
+            kept = self.store.keep_refusal(
                 cp.origin,
                 status=status_of(error),
                 code=error.code,
@@ -225,7 +226,16 @@ class Witness:
             )
         except sqlite3.Error as e:
             logger.error("could not keep a refusal: %s", e)
-        logger.warning("refused %s size %d: %s", cp.origin, cp.size, error)
+        logger.warning(
+            "refused %s size %d (%d %s, kept as refusal %s%s): %s",
+            cp.origin,
+            cp.size,
+            status_of(error),
+            error.code,
+            kept,
+            " with evidence" if evidence is not None else "",
+            error,
+        )
 
     def _refused(self, error: LedgerError) -> Answer:
         status = status_of(error)
