@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,9 +85,17 @@ def test_audits_a_checkpoint_older_than_the_one_the_log_serves(
 ) -> None:
     log.f.grow(70)
     cp70 = log.request(0)
-    log.f.grow(500)
-    log.publish()  # the log is at 570: partial tiles of 70 are gone
+    log.f.grow(130)
+    log.publish()  # a static log at 200 has only tile/0/000.p/200 and its bundle
+    assert not (log.directory / "tile" / "0" / "000.p" / "70").exists()
     r = auditing.post(cp70)
+    assert r.status == 200, r.body
+    cp200 = log.request(70)
+    log.f.grow(400)
+    log.publish()  # at 600: full tiles and bundles 000 and 001, partial 002.p/88
+    for stale in ("tile/0/000.p", "tile/entries/000.p"):
+        shutil.rmtree(log.directory / stale)  # a mirror drops partials once full
+    r = auditing.post(cp200)
     assert r.status == 200, r.body
 
 

@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core import merkle, tiles
-from ledger.core.checkpoint import Checkpoint
+from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
 from ledger.core.errors import FormatError, LedgerError, RuleError, VerificationError
 from ledger.core.fork import ForkError
-from ledger.core.note import Verifier
+from ledger.core.note import Verifier, parse_note
 from ledger.core.receipt import Receipt
 from ledger.core.witness import TreeHead
 from ledger.verify.source import NotFoundError, Source, SourceError, open_source
@@ -68,11 +68,20 @@ class LawlessLogError(RuleError):
 
 
 class _Pinned:
-    """A source that serves the submitted checkpoint instead of its own."""
+    """A source that serves the submitted checkpoint instead of its own.
+
+    A log or mirror that has grown past the submitted checkpoint may no longer have
+    the partial tiles and bundles of its size (a static mirror keeps only the current
+    ones). Then the wider partial of the source's own, larger, size is fetched and cut
+    to the width asked for: the source's checkpoint is read only to learn that width
+    (it is not trusted), and what is cut is checked against the submitted checkpoint
+    like every other byte.
+    """
 
     def __init__(self, source: Source, checkpoint: bytes) -> None:
         self._source = source
         self._checkpoint = checkpoint
+        self._served_size: int | None = None
 
     @property
     def location(self) -> str:
@@ -81,7 +90,49 @@ class _Pinned:
     def fetch(self, path: str) -> bytes:
         if path == "checkpoint":
             return self._checkpoint
-        return self._source.fetch(path)
+        try:
+            return self._source.fetch(path)
+        except NotFoundError:
+            wider = self._wider(path)
+            if wider is None:
+                raise
+        tile, data = wider
+        if tile.is_entries:
+            return _bundle_prefix(data, tile.width)
+        return data[: 32 * tile.width]
+
+    def _wider(self, path: str) -> tuple[tiles.Tile, bytes] | None:
+        try:
+            tile = tiles.parse_tile_path(path)
+        except FormatError:
+            return None
+        if not tile.is_partial:
+            return None
+        if self._served_size is None:
+            try:
+                note = parse_note(self._source.fetch("checkpoint"))
+                self._served_size = parse_checkpoint_text(note.text).size
+            except (LedgerError, OSError):
+                return None
+        level = 0 if tile.is_entries else tile.level
+        width = min((self._served_size >> (8 * level)) - tile.n * tiles.TILE_WIDTH, 256)
+        if width <= tile.width:
+            return None
+        wider = tiles.Tile(tile.level, tile.n, width, tile.is_entries)
+        try:
+            return tile, self._source.fetch(wider.path)
+        except NotFoundError:
+            return None
+
+
+def _bundle_prefix(data: bytes, count: int) -> bytes:
+    """The bytes of the first ``count`` entries of a bundle."""
+    pos = 0
+    for _ in range(count):
+        if pos + 2 > len(data):
+            break
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+    return data[:pos]
 
 
 class LogAuditor:
