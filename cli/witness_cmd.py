@@ -34,6 +34,7 @@ from ledger.core.errors import FormatError
 from ledger.core.note import ALG_COSIGNATURE_V1, CosignatureVerifier, make_vkey, parse_vkey
 from ledger.core.policy import Policy, parse_policy
 from ledger.durable import write_new
+from ledger.verify.source import open_source
 from ledger.witness.audit import LogAuditor
 from ledger.witness.server import TIMEOUT, make_server, serve_forever
 from ledger.witness.service import Witness, logs_of
@@ -169,6 +170,13 @@ def _listen(value: str) -> tuple[str, int]:
 )
 @click.option("--audit-jobs", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option(
+    "--audit-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each read from a log's source (a few retries follow).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(0.1, 3600),
     default=TIMEOUT,
@@ -187,6 +195,7 @@ def serve(
     sources: tuple[str, ...],
     audit_state: Path | None,
     audit_jobs: int,
+    audit_timeout: float,
     timeout: float,
 ) -> None:
     """Serve POST /add-checkpoint and GET /<sha256(origin)>/checkpoint until SIGTERM.
@@ -219,7 +228,13 @@ def serve(
                     "or --source ORIGIN=LOCATION"
                 )
         state_dir = audit_state or db.with_name(db.name + ".audit")
-        auditor = LogAuditor(logs, where, state_dir, jobs=audit_jobs)
+        auditor = LogAuditor(
+            logs,
+            where,
+            state_dir,
+            jobs=audit_jobs,
+            open_source=lambda location: open_source(location, timeout=audit_timeout),
+        )
     elif sources or audit_state is not None:
         raise InputError("--source and --audit-state need --audit")
     witness = Witness(witness_name, key, logs, WitnessStore(db), auditor=auditor)

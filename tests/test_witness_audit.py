@@ -8,10 +8,13 @@ submitted checkpoint and replays the rules with the verifier's incremental state
 from __future__ import annotations
 
 import base64
+import functools
+import http.server
 import json
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +187,35 @@ def test_audit_needs_a_source(tmp_path: Path, log: FactoryLog) -> None:
     w = WitnessProcess(tmp_path / "w", [log])
     with pytest.raises(RuntimeError, match="needs a source"):
         w.start("--audit")
+
+
+def test_audits_from_an_http_mirror(tmp_path: Path, log: FactoryLog) -> None:
+    """The log's tiles served over HTTP (a static mirror) by a thread of the test."""
+    log.f.grow(300)
+    log.publish()
+    handler = functools.partial(_Quiet, directory=str(log.directory))
+    mirror = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=mirror.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{mirror.server_address[1]}/"
+    w = WitnessProcess(tmp_path / "w", [log])
+    w.start("--audit", "--source", f"{log.origin}={url}", "--audit-timeout", "5")
+    try:
+        r = w.post(log.request(0))
+        assert r.status == 200, r.body
+        log.f.grow(20)
+        log.publish()
+        assert w.post(log.request(300)).status == 200
+        assert _Quiet.paths, "the witness fetched nothing from the mirror"
+        assert any(p.startswith("/tile/entries/001") for p in _Quiet.paths)
+    finally:
+        w.kill()
+        mirror.shutdown()
+        mirror.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    paths: list[str] = []  # noqa: RUF012 - what the witness fetched, for the test
+
+    def log_message(self, format: str, *args: object) -> None:
+        _Quiet.paths.append(self.path)
