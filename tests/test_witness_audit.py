@@ -81,6 +81,15 @@ def test_audits_a_lawful_log_incrementally_across_restarts(
     r = auditing.post(log.request(400))
     assert r.status == 200, r.body
     verify_cosignature(auditing.vkey, log.text(), r.body.decode())
+    # A lost audit state (disk trouble, a restore): the next audit replays everything.
+    for f in state.glob("*.state"):
+        f.unlink()
+    auditing.kill()
+    auditing.start("--audit", "--source", f"{log.origin}={log.directory}")
+    log.f.grow(3)
+    log.publish()
+    assert auditing.post(log.request(457)).status == 200
+    assert len(list(state.glob("*.state"))) == 1
 
 
 def test_audits_a_checkpoint_older_than_the_one_the_log_serves(
