@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def cosigned(w: WitnessProcess, log: Log, old: int) -> int:
     assert r.content_type.startswith("text/plain")
     lines = r.body.decode().splitlines(keepends=True)
     assert len(lines) == 1
-    return verify_cosignature(w.vkey, log.text(len(log.leaves)), lines[0])
+    timestamp = verify_cosignature(w.vkey, log.text(len(log.leaves)), lines[0])
+    assert abs(timestamp - time.time()) < 300  # the time of signing, in POSIX seconds
+    return timestamp
 
 
 def test_keygen_writes_a_private_key_and_a_cosigner_vkey(witness: WitnessProcess) -> None:
