@@ -10,8 +10,10 @@ bundle and tile is checked against that checkpoint, every record's signatures an
 every semantic rule are replayed on the verifier's incremental state. That state is
 kept per log in ``<state dir>/<hex SHA-256 of origin>.state``
 (:mod:`ledger.verify.statefile`), saved only after the witness has durably recorded
-the cosigned tree, so it is never ahead of what was cosigned (after a crash it may lag
-behind, and the next audit simply replays more).
+the cosigned tree, so it is never ahead of what was cosigned. It is kept in memory
+between audits and written at most every :data:`SAVE_EVERY_S` seconds: nothing
+depends on it being on disk, since after a crash (or a lost file) the next audit
+simply replays more, from the saved state or from the start.
 
 A log whose entries break a rule, or whose data do not match its checkpoint, is
 refused with :class:`LawlessLogError` (422, a ``RuleError``), naming the entry
@@ -36,6 +38,7 @@ import base64
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,9 +55,11 @@ from ledger.verify.statefile import StateError, VerifierState, load_state, save_
 from ledger.verify.verifier import Trust, verify_log
 from ledger.witness.service import AuditUnavailableError, origin_id
 
-__all__ = ["REFUSAL_FORMAT", "LawlessLogError", "LogAuditor"]
+__all__ = ["REFUSAL_FORMAT", "SAVE_EVERY_S", "LawlessLogError", "LogAuditor"]
 
 REFUSAL_FORMAT = "endorsement-ledger/witness-refusal/v1"
+SAVE_EVERY_S = 5.0
+"""Longest time between two saves of a log's audited state (a crash costs a replay)."""
 
 logger = logging.getLogger("ledger.witness.audit")
 
@@ -158,6 +163,7 @@ class LogAuditor:
         # audited state waiting for the witness to commit its cosignature.
         self._saved: dict[str, VerifierState | None] = {}
         self._pending: dict[tuple[str, int, bytes], VerifierState] = {}
+        self._last_save: dict[str, float] = {}
 
     def state_path(self, origin: str) -> Path:
         return self._dir / f"{origin_id(origin)}.state"
@@ -193,8 +199,11 @@ class LogAuditor:
                 del self._pending[key]  # audits of trees that will never be cosigned now
             if state is None:
                 return
-            save_state(self.state_path(cp.origin), state)
             self._saved[cp.origin] = state
+            now = time.monotonic()
+            if now - self._last_save.get(cp.origin, -SAVE_EVERY_S) >= SAVE_EVERY_S:
+                self._last_save[cp.origin] = now
+                save_state(self.state_path(cp.origin), state)
 
     def _take_state(self, cp: Checkpoint) -> VerifierState | None:
         """The saved state to continue from (verify_log consumes it: never reused)."""
