@@ -6,7 +6,7 @@ the entry bytes it proves (docs/spec.md, "Receipts"): ``entry-17.tlog-proof`` an
 entry-17.txt --log-key VKEY`` takes.
 
 Before saving, :func:`check_receipt` runs the verifier's own receipt check
-(``ledger.verify.verifier.verify_receipt_file``: checkpoint signature by the trusted log key,
+(``ledger.verify.receipts.verify_receipt_file``: checkpoint signature by the trusted log key,
 origin, inclusion proof of the entry's leaf hash, the entry parsed strictly and its
 signatures), and then checks that the entry holds the record that was submitted, at
 the index the server announced. Anything else is a :class:`~cli.errors.VerifyError`
@@ -24,7 +24,8 @@ from ledger.core.errors import LedgerError
 from ledger.core.receipt import parse_receipt
 from ledger.core.records import SignedRecord
 from ledger.durable import write_atomic
-from ledger.verify.verifier import ReceiptResult, Trust, verify_receipt_file
+from ledger.verify.receipts import ReceiptResult, verify_receipt_file
+from ledger.verify.trust import Trust
 
 RECEIPT_SUFFIX = ".tlog-proof"
 

@@ -52,7 +52,8 @@ from ledger.core.receipt import Receipt
 from ledger.core.witness import TreeHead
 from ledger.verify.source import NotFoundError, Source, SourceError, open_source
 from ledger.verify.statefile import StateError, VerifierState, load_state, save_state
-from ledger.verify.verifier import Trust, verify_log
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 from ledger.witness.service import AuditUnavailableError, origin_id
 
 __all__ = ["REFUSAL_FORMAT", "SAVE_EVERY_S", "LawlessLogError", "LogAuditor"]
@@ -103,7 +104,7 @@ class _Pinned:
                 raise
         tile, data = wider
         if tile.is_entries:
-            return _bundle_prefix(data, tile.width)
+            return tiles.encode_bundle(tiles.decode_bundle(data)[: tile.width])
         return data[: 32 * tile.width]
 
     def _wider(self, path: str) -> tuple[tiles.Tile, bytes] | None:
@@ -128,16 +129,6 @@ class _Pinned:
             return tile, self._source.fetch(wider.path)
         except NotFoundError:
             return None
-
-
-def _bundle_prefix(data: bytes, count: int) -> bytes:
-    """The bytes of the first ``count`` entries of a bundle."""
-    pos = 0
-    for _ in range(count):
-        if pos + 2 > len(data):
-            break
-        pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
-    return data[:pos]
 
 
 class LogAuditor:
@@ -231,7 +222,9 @@ class LogAuditor:
         }
         if error.index is not None and 0 <= error.index < cp.size:
             try:
-                doc["entry"] = base64.b64encode(_entry(source, error.index, cp.size)).decode()
+                k, i = divmod(error.index, tiles.TILE_WIDTH)
+                entry = tiles.read_bundle(source.fetch, k, cp.size)[i]
+                doc["entry"] = base64.b64encode(entry).decode()
                 reader = tiles.TileHashReader(cp.size, cp.root, source.fetch)
                 proof = merkle.inclusion_proof(error.index, cp.size, reader)
                 doc["receipt"] = Receipt(error.index, tuple(proof), signed).encode().decode()
@@ -247,15 +240,3 @@ class LogAuditor:
             expected=error.expected,
             found=error.found,
         )
-
-
-def _entry(source: Source, index: int, size: int) -> bytes:
-    """Entry ``index`` of a tree of ``size`` entries, from its bundle."""
-    k = index // tiles.TILE_WIDTH
-    width = min(tiles.TILE_WIDTH, size - k * tiles.TILE_WIDTH)
-    try:
-        data = source.fetch(tiles.entries_path(k, width))
-        entries = tiles.decode_bundle(data, expected_count=width)
-    except NotFoundError:
-        entries = tiles.decode_bundle(source.fetch(tiles.entries_path(k)))
-    return entries[index % tiles.TILE_WIDTH]
