@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ledger.core.entry import (
     MAX_ENTRY_SIZE,
+    MAX_TIME_MS,
     ZERO_HASH,
     Entry,
     entry_leaf_hash,
@@ -57,6 +58,19 @@ def test_entry_layout_and_round_trip() -> None:
     assert parsed.record.record_id == record.record_id
 
 
+def test_time_is_at_most_2_to_the_53_minus_1() -> None:
+    """So that every verifier, doubles included, holds it exactly (docs/spec.md)."""
+    record = endorsement()
+    top = Entry(7, ZERO_HASH[:31] + b"\x01", MAX_TIME_MS, record).encode()
+    assert parse_entry(top).time_ms == 2**53 - 1
+    over = top.replace(b"time 9007199254740991", b"time 9007199254740992")
+    with pytest.raises(FormatError, match="2\\^53") as e:
+        parse_entry(over)
+    assert e.value.field == "time"
+    with pytest.raises(FormatError):
+        Entry(7, ZERO_HASH, MAX_TIME_MS + 1, record).encode()
+
+
 def test_leaf_hash_is_rfc9162() -> None:
     data = Entry(0, ZERO_HASH, 0, endorsement()).encode()
     expected = hashlib.sha256(b"\x00" + data).digest()
@@ -91,22 +105,22 @@ def _big_statement_record(size: int) -> SignedRecord:
 
 
 def test_entry_size_limit_is_65535_bytes() -> None:
-    # Only the largest index and time (19 digits each) make a 65,535-byte entry out
-    # of the largest record: any record that parses fits in an entry.
+    # The largest index (19 digits) and time (16 digits: at most 2^53 - 1) leave the
+    # largest record room to spare: any record that parses fits in an entry.
     big = 2**63 - 1
     record = _big_statement_record(MAX_RECORD_SIZE)
-    entry = Entry(big, b"\x02" * 32, big, record)
+    entry = Entry(big, b"\x02" * 32, MAX_TIME_MS, record)
     data = entry.encode()
-    assert len(data) == MAX_ENTRY_SIZE == 65535
+    assert len(data) == MAX_ENTRY_SIZE - 3
     assert parse_entry(data).index == big
 
-    over = data.replace(b"\ntitle t", b"\ntitle tt", 1)
+    over = data + b"x" * 4  # bytes past the record, past the entry limit
     assert len(over) == 65536
     with pytest.raises(TooLargeError) as e:
         parse_entry(over)
     assert e.value.code == "entry_too_large"
     with pytest.raises(TooLargeError):
-        Entry(big, b"\x02" * 32, big, _big_statement_record(MAX_RECORD_SIZE + 1)).encode()
+        Entry(big, b"\x02" * 32, MAX_TIME_MS, _big_statement_record(MAX_RECORD_SIZE + 1)).encode()
 
 
 def test_a_draft_is_not_an_entry() -> None:

@@ -41,6 +41,12 @@ ENTRY_HEADER = f"{VERSION} entry"
 ZERO_HASH = bytes(32)
 
 
+#: The largest entry ``time``, in Unix milliseconds (about the year 287,396): every
+#: implementation holds it exactly, also in an IEEE 754 double (docs/spec.md, "The log
+#: entry").
+MAX_TIME_MS = 2**53 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """Entry number ``index``, linked to the leaf hash ``prev`` of the one before it."""
@@ -62,20 +68,28 @@ class Entry:
 
     def encode(self) -> bytes:
         """The entry bytes; raise FormatError if a field is out of range."""
-        for name, value in (("index", self.index), ("time", self.time_ms)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or not (0 <= value <= MAX_UINT63)
-            ):
-                raise FormatError("must be an integer in 0..2**63-1", field=name, found=value)
+        for name, value, top in (
+            ("index", self.index, MAX_UINT63),
+            ("time", self.time_ms, MAX_TIME_MS),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not (0 <= value <= top):
+                raise FormatError(f"must be an integer in 0..{top}", field=name, found=value)
         if not isinstance(self.prev, bytes) or len(self.prev) != 32:
             raise FormatError("prev must be a 32-byte hash", field="prev")
         if self.index == 0 and self.prev != ZERO_HASH:
             raise FormatError("entry 0 has no predecessor: prev must be zeros", field="prev")
         if self.record.is_draft:
             raise FormatError("a draft cannot be logged", code="missing_signature", field="sig")
-        data = self.header() + self.record.encode()
+        record = self.record.encode()
+        if len(record) > MAX_RECORD_SIZE:  # the parsers refuse it too (docs/spec.md)
+            raise TooLargeError(
+                f"record larger than {MAX_RECORD_SIZE} bytes",
+                code="entry_too_large",
+                field="record",
+                expected=MAX_RECORD_SIZE,
+                found=len(record),
+            )
+        data = self.header() + record
         _check_size(len(data))
         return data
 
@@ -109,7 +123,7 @@ def parse_entry(data: bytes) -> Entry:
         m = _HEADER.match(data)
         if m is not None:
             index, prev, time_ms = int(m[1]), binascii.a2b_hex(m[2]), int(m[3])
-            if index <= MAX_UINT63 and time_ms <= MAX_UINT63 and (index or prev == ZERO_HASH):
+            if index <= MAX_UINT63 and time_ms <= MAX_TIME_MS and (index or prev == ZERO_HASH):
                 record = parse_complete_record_fast(data[m.end() :])
                 if record is not None:
                     return Entry(index, prev, time_ms, record)
@@ -145,6 +159,10 @@ def parse_entry_strict(data: bytes) -> Entry:
     index = parse_uint(values[0], field="index")
     prev = parse_hex32(values[1], field="prev")
     time_ms = parse_uint(values[2], field="time")
+    if time_ms > MAX_TIME_MS:
+        raise FormatError(
+            "time is above 2^53 - 1 ms", field="time", expected=MAX_TIME_MS, found=time_ms
+        )
     if lines[4] != "":
         raise FormatError("no empty line after the entry header", field="entry")
     if index == 0 and prev != ZERO_HASH:
@@ -181,6 +199,7 @@ __all__ = [
     "ENTRY_HEADER",
     "MAX_ENTRY_SIZE",
     "MAX_RECORD_SIZE",
+    "MAX_TIME_MS",
     "ZERO_HASH",
     "Entry",
     "entry_leaf_hash",

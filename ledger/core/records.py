@@ -61,7 +61,8 @@ VERSION = "endorsement-ledger/v1"
 
 #: Largest log entry: entry bundles prefix each entry with a uint16 length (tlog-tiles).
 MAX_ENTRY_SIZE = 65535
-#: Largest entry header: ``index`` and ``time`` of 19 digits each (up to 2**63 - 1).
+#: The entry header v1 sized the record limit by: ``index`` and ``time`` of 19 digits each.
+#: (A valid ``time`` has at most 16, being at most 2**53 - 1: 3 bytes to spare.)
 MAX_ENTRY_HEADER_SIZE = len(
     f"{VERSION} entry\nindex {2**63 - 1}\nprev {'0' * 64}\ntime {2**63 - 1}\n\n"
 )

@@ -49,3 +49,11 @@ test('the examples parse, verify and have their record ids; the entries chain', 
     assert.equal(entry.time, e.time_ms);
   }
 });
+
+test('an entry time is at most 2^53 - 1', () => {
+  const e = examples.log[4];
+  const text = new TextDecoder().decode(b64decode(e.entry_b64));
+  const at = (t) => new TextEncoder().encode(text.replace(/\ntime \d+\n/, `\ntime ${t}\n`));
+  assert.equal(parseEntry(at('9007199254740991')).time, 2 ** 53 - 1);
+  assert.throws(() => parseEntry(at('9007199254740992')), (err) => err.field === 'time');
+});

@@ -7,6 +7,7 @@ import { fail } from './errors.js';
 import { parseRecord } from './records.js';
 
 export const MAX_ENTRY_SIZE = 65535;
+export const MAX_TIME_MS = 2 ** 53 - 1; // exact in a double (docs/spec.md)
 const HEADER = /^endorsement-ledger\/v1 entry\nindex ([^\n]*)\nprev ([^\n]*)\ntime ([^\n]*)\n\n/;
 
 export function parseEntry(data) {
@@ -24,6 +25,7 @@ export function parseEntry(data) {
   const index = parseDecimal(m[1], 'index');
   const prev = hexDecode(m[2], { field: 'prev', length: 32 });
   const time = parseDecimal(m[3], 'time');
+  if (typeof time !== 'number' || time > MAX_TIME_MS) fail('time is above 2^53 - 1 ms', { field: 'time' });
   if (index === 0 && prev.some((b) => b !== 0)) fail('entry 0 must have 64 zeros as prev', { field: 'prev' });
   const record = parseRecord(data.subarray(m[0].length));
   return { index, prev, time, record, bytes: data };
