@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.rows import row
+from bench.rows import print_rows, row
 from ledger.core.records import Kind
 from tests.logfactory import LogFactory
 
@@ -200,6 +200,4 @@ def run(quick: bool) -> list[dict[str, object]]:
 
 
 if __name__ == "__main__":
-    for r in run("--quick" in sys.argv[1:]):
-        ok = "" if r.get("ok") is None else ("  ok" if r["ok"] else "  MISSED ") + str(r["target"])
-        print(f"{r['benchmark']:40} {r['value']:>12,.3f} {r['unit']:9} {r['note']}{ok}")
+    print_rows(run("--quick" in sys.argv[1:]), 40)

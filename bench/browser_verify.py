@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.rows import row
+from bench.rows import print_rows, row
 from tests.browser import chromium, missing, serve
 from tests.logfactory import LogFactory
 
@@ -182,6 +182,4 @@ def run(quick: bool) -> list[dict[str, object]]:
 
 
 if __name__ == "__main__":
-    for r in run("--quick" in sys.argv[1:]):
-        ok = "" if r.get("ok") is None else ("  ok" if r["ok"] else "  MISSED ") + str(r["target"])
-        print(f"{r['benchmark']:40} {r['value']:>12,.3f} {r['unit']:6} {r['note']}{ok}")
+    print_rows(run("--quick" in sys.argv[1:]), 40)

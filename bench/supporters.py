@@ -30,10 +30,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from bench import rows as bench_rows
 from bench.verify import _CHILD, _row, _WorkerPeak
 from bench.workloads import PARIS_CALL, keys_introduced, supporters_list
 from ledger.core import ed25519
@@ -178,21 +178,15 @@ def _bench_size(size: int, quick: bool, work: Path, jobs: int) -> list[dict[str,
 
 
 def run(quick: bool, million: bool | None = None) -> list[dict[str, object]]:
-    if million is None:
-        million = os.environ.get("LEDGER_BENCH_MILLION") == "1"
     jobs = os.cpu_count() or 1
     sizes = [PARIS_CALL] if quick else [PARIS_CALL, 100_000]
-    if million and not quick:
+    if bench_rows.million(million) and not quick:
         sizes.append(1_000_000)
-    rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-supporters-") as tmp:
-        for size in sizes:
-            rows.extend(_bench_size(size, quick, Path(tmp), jobs))
-    return rows
+    return bench_rows.each_size(
+        sizes, "bench-supporters-", lambda size, work: _bench_size(size, quick, work, jobs)
+    )
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    for row in run("--quick" in args, million=True if "--million" in args else None):
-        ok = "" if "ok" not in row else ("  ok" if row["ok"] else "  MISSED ") + str(row["target"])
-        print(f"{row['benchmark']:44} {row['value']:>14,.3f} {row['unit']:6} {row['note']}{ok}")
+    bench_rows.print_rows(run("--quick" in args, million=True if "--million" in args else None), 44)

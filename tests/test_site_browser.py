@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -36,39 +34,16 @@ from ledger.mirror.site.build import build_site
 from ledger.mirror.sync import Mirror
 from ledger.verify.source import DirectorySource
 from ledger.verify.verifier import Trust
+from tests import browser
+from tests.browser import chromium, need_browser
 
 try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-except ImportError:  # reported by _missing()
-    HAVE_SELENIUM = False
-else:
-    HAVE_SELENIUM = True
+except ImportError:  # need_browser() says what is missing
+    pass
 
-CHROMIUM = os.environ.get("LEDGER_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("LEDGER_CHROMEDRIVER", "/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).parent / "artifacts"
-REQUIRE = os.environ.get("LEDGER_REQUIRE_BROWSER") == "1"
-
-
-def _missing() -> str | None:
-    if not HAVE_SELENIUM:
-        return "selenium is not installed (pip install selenium)"
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            return f"{path} not found (Debian: apt-get install {package})"
-    return None
-
-
-def _need_browser() -> None:
-    reason = _missing()
-    if reason is None:
-        return
-    if REQUIRE:
-        pytest.fail(f"LEDGER_REQUIRE_BROWSER=1 but the browser is missing: {reason}")
-    pytest.skip(f"headless browser tests need Chromium: {reason}")
 
 
 # --- the site under test ------------------------------------------------------------------
@@ -136,30 +111,9 @@ def server(site: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    _need_browser()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        d.set_page_load_timeout(60)
+    need_browser()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as d:
         yield d
-    finally:
-        d.quit()
 
 
 # --- checks run in the page ----------------------------------------------------------------
@@ -387,13 +341,11 @@ def test_skip_link_is_the_first_tab_stop(driver: Any, server: str) -> None:
 
 
 def test_missing_browser_is_a_clear_skip_or_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    me = sys.modules[__name__]
-
-    monkeypatch.setattr(me, "CHROMIUM", "/nonexistent/chromium")
-    assert "apt-get install chromium" in (me._missing() or "")
-    monkeypatch.setattr(me, "REQUIRE", True)
+    monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
+    assert "apt-get install chromium" in (browser.missing() or "")
+    monkeypatch.setattr(browser, "REQUIRE", True)
     with pytest.raises(pytest.fail.Exception, match="LEDGER_REQUIRE_BROWSER=1"):
-        me._need_browser()
-    monkeypatch.setattr(me, "REQUIRE", False)
+        browser.need_browser()
+    monkeypatch.setattr(browser, "REQUIRE", False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
-        me._need_browser()
+        browser.need_browser()
