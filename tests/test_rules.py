@@ -39,6 +39,15 @@ from hypothesis.stateful import (
 )
 
 from keys.signer import Signer
+from ledger.core.effects import (
+    Effect,
+    Endorsed,
+    Registered,
+    Revoked,
+    Rotated,
+    StatementAdded,
+    Withdrawn,
+)
 from ledger.core.entry import ZERO_HASH, Entry
 from ledger.core.errors import RuleError
 from ledger.core.records import (
@@ -54,7 +63,7 @@ from ledger.core.records import (
     sign_record,
     verify_signatures,
 )
-from ledger.core.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S, Effect, evaluate
+from ledger.core.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S, evaluate
 from ledger.core.state import MemoryState
 
 ORIGIN = "ledger.example.org/rules-test"
@@ -62,6 +71,15 @@ OTHER_ORIGIN = "ledger.example.org/another-log"
 #: 2026-01-01T00:00:00Z: signed_at of the first record of a TestLog.
 T0 = 1_767_225_600
 KIND_NAMES = tuple(k.value for k in Kind)
+#: The effect type of each record type.
+EFFECT_OF: dict[str, type[Effect]] = {
+    "register": Registered,
+    "statement": StatementAdded,
+    "endorse": Endorsed,
+    "withdraw": Withdrawn,
+    "rotate": Rotated,
+    "revoke": Revoked,
+}
 
 # --- keys and records ----------------------------------------------------------------
 
@@ -144,10 +162,17 @@ class TestLog:
         entry = self._entry(record, time_ms)
         index = self.state.size
         effect = self.state.append(entry, entry.leaf_hash())
-        assert (effect.index, effect.record, self.state.size) == (index, record, index + 1)
+        assert (effect.index, effect.signed_at, self.state.size) == (
+            index,
+            record.body.signed_at,
+            index + 1,
+        )
+        assert type(effect) is EFFECT_OF[record.body.TYPE]
         self.prev = entry.leaf_hash()
         self.last_time_ms = entry.time_ms
-        if effect.kind in ("register", "rotate"):
+        if isinstance(effect, Registered):
+            self.current[effect.signatory] = _LABELS[effect.key]
+        elif isinstance(effect, Rotated):
             self.current[effect.signatory] = _LABELS[effect.new_key]
         return effect
 
@@ -305,9 +330,10 @@ def log() -> TestLog:
 
 
 def test_register_creates_an_active_signatory(log: TestLog) -> None:
-    effect = log.submit(log.register("a", kind=Kind.COMPANY, name="Example SARL"))
-    assert (effect.kind, effect.index, effect.signatory) == ("register", 0, sid("a"))
-    assert (effect.signatory_kind, effect.new_key) == ("company", pub("a"))
+    record = log.register("a", kind=Kind.COMPANY, name="Example SARL")
+    effect = log.submit(record)
+    assert isinstance(record.body, Registration)
+    assert effect == Registered(0, T0 + 1, sid("a"), "company", pub("a"), record.body)
     info = log.state.get_signatory(sid("a"))
     assert info is not None
     assert (info.signatory, info.kind, info.current_key, info.active) == (
@@ -366,8 +392,8 @@ def test_statement_by_registered_authors(log: TestLog) -> None:
     record = log.statement("a", "b", title="Our call")
     assert [s.public_key for s in record.signatures] == [pub("a"), pub("b2")]
     effect = log.submit(record)
-    assert (effect.kind, effect.index, effect.statement) == ("statement", 3, record.record_id)
-    assert effect.signatory == sid("a")  # the first author
+    assert isinstance(record.body, Statement)
+    assert effect == StatementAdded(3, record.body.signed_at, record.record_id, record.body)
     assert log.state.has_statement(record.record_id)
     summary: Any = log.state.summary()
     assert summary["statements"] == [
@@ -429,9 +455,9 @@ def test_endorse_counts_by_declared_kind(log: TestLog) -> None:
     log.join("a")
     log.join("b", kind=Kind.STATE)
     st_id = log.publish("a")
-    effect = log.submit(log.endorse("b", st_id))
-    assert (effect.kind, effect.signatory, effect.statement) == ("endorse", sid("b"), st_id)
-    assert effect.signatory_kind == "state"
+    record = log.endorse("b", st_id)
+    effect = log.submit(record)
+    assert effect == Endorsed(3, record.body.signed_at, sid("b"), "state", st_id, "Agreed.")
     assert log.tally(st_id) == (1, {"state": 1})
     # An author endorses its own statement like anyone else; it is not implicit.
     log.submit(log.endorse("a", st_id))
@@ -493,8 +519,9 @@ def test_withdraw(log: TestLog) -> None:
     log.join("a", "b")
     st_id = log.publish("a")
     log.submit(log.endorse("b", st_id))
-    effect = log.submit(log.withdraw("b", st_id))
-    assert (effect.kind, effect.signatory, effect.statement) == ("withdraw", sid("b"), st_id)
+    record = log.withdraw("b", st_id)
+    effect = log.submit(record)
+    assert effect == Withdrawn(4, record.body.signed_at, sid("b"), "individual", st_id)
     assert log.tally(st_id) == (0, {})
 
 
@@ -542,13 +569,9 @@ def test_withdraw_someone_elses_endorsement(log: TestLog) -> None:
 def test_rotate_moves_all_signing_to_the_new_key(log: TestLog) -> None:
     log.join("a", "b")
     st_id = log.publish("b")
-    effect = log.submit(log.rotate("a", "a2"))
-    assert (effect.kind, effect.signatory, effect.old_key, effect.new_key) == (
-        "rotate",
-        sid("a"),
-        pub("a"),
-        pub("a2"),
-    )
+    record = log.rotate("a", "a2")
+    effect = log.submit(record)
+    assert effect == Rotated(3, record.body.signed_at, sid("a"), pub("a"), pub("a2"))
     assert log.current_key("a") == pub("a2")
     assert log.active("a")
     info = log.state.get_key(sha256(pub("a2")))
@@ -601,13 +624,9 @@ def test_self_revocation_deactivates_but_keeps_endorsements(log: TestLog) -> Non
     s1 = log.publish("a", title="First")
     s2 = log.publish("a", title="Second")
     log.submit(log.endorse("b", s1))
-    effect = log.submit(log.revoke("b", "b", reason="Key lost."))
-    assert (effect.kind, effect.signatory, effect.old_key, effect.deactivates) == (
-        "revoke",
-        sid("b"),
-        pub("b"),
-        True,
-    )
+    record = log.revoke("b", "b", reason="Key lost.")
+    effect = log.submit(record)
+    assert effect == Revoked(effect.index, record.body.signed_at, sid("b"), pub("b"), True)
     assert not log.active("b") and log.revoked("b")
     assert log.tally(s1) == (1, {"individual": 1})  # signed before the revocation
     # b signs nothing more, ever: not with its revoked key ...
@@ -626,7 +645,8 @@ def test_successor_revokes_a_former_key(log: TestLog) -> None:
     log.join("a")
     log.submit(log.rotate("a", "a2"))
     effect = log.submit(log.revoke("a", "a", signer="a2"))  # as in the spec's example log
-    assert (effect.old_key, effect.deactivates) == (pub("a"), False)
+    assert isinstance(effect, Revoked)
+    assert (effect.key, effect.deactivates) == (pub("a"), False)
     assert log.revoked("a") and not log.revoked("a2")
     assert log.active("a") and log.current_key("a") == pub("a2")
     log.submit(log.statement("a"))  # the signatory is unaffected
@@ -636,7 +656,8 @@ def test_rotated_away_key_revokes_itself(log: TestLog) -> None:
     log.join("a")
     log.submit(log.rotate("a", "a2"))
     effect = log.submit(log.revoke("a", "a", signer="a"))
-    assert (effect.old_key, effect.deactivates) == (pub("a"), False)
+    assert isinstance(effect, Revoked)
+    assert (effect.key, effect.deactivates) == (pub("a"), False)
     assert log.revoked("a") and log.active("a")
     log.submit(log.statement("a"))
 
@@ -650,6 +671,7 @@ def test_former_key_revokes_itself_after_deactivation(log: TestLog) -> None:
     log.reject(log.revoke("a", "a", signer="a2"), "key_revoked", "signatory")
     # ... but the former key may always revoke itself.
     effect = log.submit(log.revoke("a", "a", signer="a"))
+    assert isinstance(effect, Revoked)
     assert not effect.deactivates and log.revoked("a")
 
 
@@ -720,7 +742,7 @@ def test_signed_at_in_the_future(kind: str) -> None:
     err = lg.reject(make(lg, st_id, t + 301), "clock_skew", "signed_at", time_ms=time_ms)
     assert (err.expected, err.found) == (f"<= {t + MAX_FUTURE_SKEW_S}", t + 301)
     effect = lg.submit(make(lg, st_id, t + 300), time_ms=time_ms)
-    assert effect.kind == kind
+    assert type(effect) is EFFECT_OF[kind]
 
 
 @pytest.mark.parametrize("kind", sorted(MAKERS))
@@ -731,7 +753,7 @@ def test_signed_at_too_old(kind: str) -> None:
     time_ms = t * 1000 + 999
     err = lg.reject(make(lg, st_id, t - 3601), "too_old", "signed_at", time_ms=time_ms)
     assert (err.expected, err.found) == (f">= {t - 3600}", t - 3601)
-    assert lg.submit(make(lg, st_id, t - 3600), time_ms=time_ms).kind == kind
+    assert type(lg.submit(make(lg, st_id, t - 3600), time_ms=time_ms)) is EFFECT_OF[kind]
 
 
 def test_default_max_age_is_30_days() -> None:
@@ -761,7 +783,8 @@ def test_no_max_age_through_evaluate() -> None:
     effect = evaluate(
         record, index=77, time_ms=T0 * 1000, origin=ORIGIN, view=lg.state, max_age_s=None
     )
-    assert (effect.kind, effect.index, effect.signatory) == ("register", 77, sid("c"))
+    assert isinstance(effect, Registered)
+    assert (effect.index, effect.signatory) == (77, sid("c"))
 
 
 # --- log origin (rule 1) ---------------------------------------------------------------------
@@ -1025,7 +1048,7 @@ class RulesMachine(RuleBasedStateMachine):
             assert (e.code, e.index) == (expected, index), f"{e} for {record.body}"
         else:
             assert expected is None, f"accepted, model says {expected}: {record.body}"
-            assert (effect.index, effect.kind) == (index, record.body.TYPE)
+            assert (effect.index, type(effect)) == (index, EFFECT_OF[record.body.TYPE])
             self.model.apply(record)
             self.prev = entry.leaf_hash()
         SEEN[expected] += 1

@@ -55,6 +55,7 @@ from pathlib import Path
 
 from ledger.core import tiles
 from ledger.core.checkpoint import open_checkpoint
+from ledger.core.effects import Endorsed, Registered, StatementAdded, Withdrawn
 from ledger.core.encoding import b64decode_strict, b64encode
 from ledger.core.entry import Entry, parse_entry
 from ledger.core.errors import FormatError, LedgerError
@@ -172,17 +173,16 @@ class _Projection:
     def add(self, entry: Entry, data: bytes) -> None:
         """Replay one entry (its raw bytes ``data``) with the log's rules."""
         effect = self.replay.append(entry, leaf_hash(data))
-        kind = effect.kind
-        if kind == "register":
+        if isinstance(effect, Registered):
             self.numbers[effect.signatory] = len(self.numbers)
-        elif kind == "statement":
+        elif isinstance(effect, StatementAdded):
             self.statements[effect.statement] = _StatementInfo(
                 effect.statement, effect.index, entry.time_ms
             )
-        elif kind == "endorse":
+        elif isinstance(effect, Endorsed):
             info = self.statements[effect.statement]
             info.endorsers[self.numbers[effect.signatory]] = effect.index
-        elif kind == "withdraw":
+        elif isinstance(effect, Withdrawn):
             del self.statements[effect.statement].endorsers[self.numbers[effect.signatory]]
 
     def to_json(self) -> str:
