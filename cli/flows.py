@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from cli.output import note
 from cli.session import ServerOptions, Session, open_session
 from ledger.core.errors import LedgerError
 from ledger.core.records import SignedRecord, parse_record
+from ledger.durable import write_atomic, write_new
 
 _HEX = frozenset("0123456789abcdef")
 MIN_PREFIX = 6
@@ -89,10 +88,9 @@ def resolve_statement(client: LedgerClient | None, text: str) -> bytes:
 
 
 def write_new_file(path: Path, data: bytes, *, what: str) -> None:
-    """Create ``path``; refuse to replace an existing file."""
+    """Create ``path`` durably (:func:`ledger.durable.write_new`); never replace a file."""
     try:
-        with open(path, "xb") as f:
-            f.write(data)
+        write_new(path, data)
     except FileExistsError:
         raise InputError(
             f"{path} already exists; refusing to overwrite it with the {what}"
@@ -102,19 +100,11 @@ def write_new_file(path: Path, data: bytes, *, what: str) -> None:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically (a draft being signed)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    """Replace ``path`` atomically and durably (a draft being signed)."""
     try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def write_draft(path: Path, record: SignedRecord) -> None:

@@ -36,6 +36,7 @@ from ledger.core.merkle import leaf_hash
 from ledger.core.records import BODY_TYPES, Kind, Registration, Statement
 from ledger.core.rules import PairInfo
 from ledger.core.state import KINDS, MemoryState
+from ledger.verify import statecodec
 
 ORIGIN = "ledger.example.org/effects-test"
 SIG = hashlib.sha256(b"key A").digest()
@@ -48,7 +49,7 @@ STATEMENT = Statement(ORIGIN, 101, "Title", (SIG,), "Text.\n")
 # --- the kinds ------------------------------------------------------------------------
 
 
-#: The signatory kinds in the order of the binary state file (``MemoryState.to_bytes``):
+#: The signatory kinds in the order of the binary state file (``ledger.verify.statecodec``):
 #: the n-th kind is stored as the byte n and is the n-th tally column. Reordering
 #: ``Kind`` would change what every saved state means.
 PINNED_KINDS = ("state", "company", "civil-society", "individual", "other")
@@ -77,7 +78,7 @@ def test_kinds_order_in_the_state_file() -> None:
     state = MemoryState(ORIGIN, max_age_s=None)
     for data in f.entries:
         state.append(parse_entry(data), leaf_hash(data))
-    data = state.to_bytes()
+    data = statecodec.encode(state)
 
     counts = PRELUDE.unpack_from(data)[5:]
     n_sigs, n_stmts, _, _, n_revoked, n_ids, n_text, n_pairs = counts
@@ -92,7 +93,7 @@ def test_kinds_order_in_the_state_file() -> None:
     end = len(data) - 32 * n_revoked - 32 * n_ids - 16 * n_pairs
     tallies = struct.unpack_from("<5q", data, end - 8 * 5)
     assert tallies == tuple(order.index(Kind(k)) + 1 for k in PINNED_KINDS)
-    assert MemoryState.from_bytes(data).statements[st].tallies == state.statements[st].tallies
+    assert statecodec.decode(data).statements[st].tallies == state.statements[st].tallies
 
 
 # --- the effects ------------------------------------------------------------------------
