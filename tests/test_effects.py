@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import re
 import struct
 import typing
+from pathlib import Path
 
 import pytest
 from logfactory import LogFactory
@@ -36,8 +38,10 @@ from ledger.core.merkle import leaf_hash
 from ledger.core.records import BODY_TYPES, Kind, Registration, Statement
 from ledger.core.rules import PairInfo
 from ledger.core.state import KINDS, MemoryState
+from ledger.mirror.site.pages import KIND_LABELS
 from ledger.verify import statecodec
 
+ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "ledger.example.org/effects-test"
 SIG = hashlib.sha256(b"key A").digest()
 STMT = hashlib.sha256(b"statement").digest()
@@ -58,6 +62,16 @@ PINNED_KINDS = ("state", "company", "civil-society", "individual", "other")
 def test_kinds_order_is_pinned() -> None:
     assert KINDS == PINNED_KINDS
     assert tuple(k.value for k in Kind) == KINDS
+
+
+def test_every_list_of_kinds_is_kinds() -> None:
+    """The other places that name the kinds, which cannot import KINDS: the site's
+    labels (in the order of its tally columns) and the JavaScript verifier's list."""
+    assert tuple(KIND_LABELS) == KINDS
+    js = (ROOT / "ledger" / "mirror" / "js" / "records.js").read_text(encoding="utf-8")
+    m = re.search(r"^export const KINDS = \[(.*)\];$", js, re.MULTILINE)
+    assert m is not None
+    assert tuple(k.strip().strip("'") for k in m.group(1).split(",")) == KINDS
 
 
 #: The prelude of the binary state file: flag, max_age, size, last_time_ms,
