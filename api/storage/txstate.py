@@ -4,11 +4,10 @@
 projection tables, read *inside* the transaction that appends, and the
 ``ledger.core.effects.ProjectionSink`` that ``ledger.core.effects.apply`` writes each
 accepted record's effect to, so that a record sees the effects of the earlier records
-of its batch. :class:`TxHashes` is the
-``ledger.core.merkle.HashReader`` over the tree inside that transaction. Both keep what
-they read and write in memory and write it all at the end of the batch, one
-``executemany`` per table, which keeps an append's cost independent of the log's
-size.
+of its batch. :class:`TxHashes` is the ``ledger.core.merkle.HashReader`` over the tree
+inside that transaction. Both keep what they read and write in memory and write it all
+at the end of the batch, one ``executemany`` per table, which keeps an append's cost
+independent of the log's size.
 """
 
 from __future__ import annotations
