@@ -25,7 +25,8 @@ from ledger.core.records import Registration, Statement
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """``register``: a new, active signatory whose current key is ``key``."""
+    """``register`` (docs/spec.md rule 5): a new, active signatory whose current key is
+    ``key``."""
 
     index: int
     signed_at: int
@@ -37,7 +38,7 @@ class Registered:
 
 @dataclass(frozen=True, slots=True)
 class StatementAdded:
-    """``statement``: a new statement, every tally at zero."""
+    """``statement`` (rule 6): a new statement, every tally at zero."""
 
     index: int
     signed_at: int
@@ -47,7 +48,7 @@ class StatementAdded:
 
 @dataclass(frozen=True, slots=True)
 class Endorsed:
-    """``endorse``: the pair (signatory, statement) becomes active."""
+    """``endorse`` (rule 7): the endorsement of (signatory, statement) is active."""
 
     index: int
     signed_at: int
@@ -59,7 +60,8 @@ class Endorsed:
 
 @dataclass(frozen=True, slots=True)
 class Withdrawn:
-    """``withdraw``: the active pair (signatory, statement) becomes inactive."""
+    """``withdraw`` (rule 8): the endorsement of (signatory, statement) is no longer
+    active."""
 
     index: int
     signed_at: int
@@ -70,7 +72,8 @@ class Withdrawn:
 
 @dataclass(frozen=True, slots=True)
 class Rotated:
-    """``rotate``: ``new_key`` replaces ``old_key`` as the signatory's current key."""
+    """``rotate`` (rule 10): ``new_key`` replaces ``old_key`` as the signatory's current
+    key."""
 
     index: int
     signed_at: int
@@ -81,10 +84,10 @@ class Rotated:
 
 @dataclass(frozen=True, slots=True)
 class Revoked:
-    """``revoke``: ``key`` (one of the signatory's keys) is revoked.
+    """``revoke`` (rule 11): ``key`` (one of the signatory's keys) is revoked.
 
     ``deactivates`` says it was the signatory's current key: the signatory may then
-    sign nothing more, and its endorsements still count.
+    sign nothing more, and its active endorsements stay counted.
     """
 
     index: int
