@@ -30,6 +30,7 @@ from cli.options import OrderedGroup
 from cli.records_cmd import endorse, register, sign_cmd, submit, withdraw
 from cli.serve_cmd import serve
 from cli.statements_cmd import signatory_group, statement_group, statements
+from cli.witness_cmd import witness_group
 from ledger import __version__
 
 EPILOG = (
@@ -102,6 +103,7 @@ for _command in (
     mirror_cmd,
     import_signatories,
     demo,
+    witness_group,
 ):
     cli.add_command(_command)
 

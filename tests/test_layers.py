@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "ledger.durable": set(),
     "ledger.verify": {"ledger", "ledger.core", "ledger.durable"},
     "ledger.mirror": {"ledger", "ledger.core", "ledger.durable", "ledger.verify"},
+    "ledger.witness": {"ledger", "ledger.core", "ledger.durable", "ledger.verify"},
     "keys": {"ledger", "ledger.core", "ledger.durable"},
     "api": {"ledger", "ledger.core", "ledger.durable", "ledger.verify", "ledger.mirror", "keys"},
     "cli": {
@@ -32,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
         "ledger.durable",
         "ledger.verify",
         "ledger.mirror",
+        "ledger.witness",
         "keys",
         "api",
     },

@@ -39,12 +39,21 @@ from ledger.verify.statefile import VerifierState
 from ledger.verify.trust import Trust
 from ledger.verify.verifier import verify_log
 
-#: The Content-Security-Policy every page carries, byte for byte.
+#: The Content-Security-Policy every page but verify.html carries, byte for byte: no scripts.
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'"
 )
+#: verify.html's: scripts, workers and fetches from the site itself, nothing else.
+CSP_VERIFIER = (
+    "default-src 'none'; script-src 'self'; worker-src 'self'; connect-src 'self'; "
+    "style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+)
+#: The one script of the site, on verify.html only.
+VERIFIER_SCRIPT = '<script type="module" src="assets/js/verify-page.js"></script>'
+
 ENDORSEMENTS = f"{STATE_DIR}/{endorsements.FILE_NAME}"
+ROOT = Path(__file__).resolve().parent.parent
 
 # --- reading the pages back ------------------------------------------------------------
 
@@ -291,6 +300,9 @@ def test_everything_from_the_log_is_escaped(tmp_path: Path) -> None:
     d = _build(f, tmp_path / "m")
     for name, data in _site_files(d).items():
         text = data.decode()
+        if name == "verify.html":
+            assert text.count(VERIFIER_SCRIPT) == 1
+            text = text.replace(VERIFIER_SCRIPT, "")
         assert "<script" not in text, name
         assert "<img" not in text, name
         assert "<b>" not in text, name
@@ -371,11 +383,14 @@ def test_index_is_written_last_and_stale_pages_go(
     assert events[0] == f"unlink statements/{crashed.name}"
     assert events[1] == f"write {ENDORSEMENTS}"
     assert events[2] == "write assets/site.css"
+    js = [f"write {rel}" for rel, _ in pages.verifier_assets()]
+    middle = events[3:-3]  # the verifier and the statement pages, written in parallel
+    assert sorted(e for e in middle if e.startswith("write assets/js/")) == sorted(js)
     assert events[-1] == "write index.html"
     assert events[-2] == f"unlink statements/{stale.name}"
     assert events[-3] == "write verify.html"
     assert len([e for e in events if e.startswith("write statements/")]) == len(f.statements)
-    assert len(events) == 3 + len(f.statements) + 3
+    assert len(events) == 3 + len(js) + len(f.statements) + 3
     assert keep.read_text() == "not ours"
     assert not [p for p in d.rglob("*") if is_temporary(p.name)]
 
@@ -608,7 +623,19 @@ def test_every_page_has_the_csp(tmp_path: Path) -> None:
     d = _build(f, tmp_path / "m")
     for name, data in _site_files(d).items():
         if name.endswith(".html"):
-            assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in data.decode()
+            csp = CSP_VERIFIER if name == "verify.html" else CSP
+            assert f'<meta http-equiv="Content-Security-Policy" content="{csp}">' in data.decode()
+
+
+def test_the_site_publishes_the_browser_verifier(tmp_path: Path) -> None:
+    f, _ = _hostile_log()
+    d = _build(f, tmp_path / "m")
+    js = ROOT / "ledger" / "mirror" / "js"
+    for path in js.rglob("*"):
+        if path.is_file() and path.name != "node-verify.mjs":
+            rel = path.relative_to(js)
+            assert (d / "assets" / "js" / rel).read_bytes() == path.read_bytes(), rel
+    assert not (d / "assets" / "js" / "node-verify.mjs").exists()
 
 
 def test_doctests() -> None:

@@ -188,7 +188,11 @@ const first = document.querySelector('body a');
 if (!first || first.getAttribute('href') !== '#main') problems.push('no skip link first');
 for (const img of document.querySelectorAll('img'))
   if (!img.hasAttribute('alt')) problems.push('img without alt');
-if (document.scripts.length) problems.push('page has scripts');
+const verifier = location.pathname.endsWith('/verify.html');
+const scripts = [...document.scripts].map((x) => x.src);
+if (scripts.length !== (verifier ? 1 : 0)
+    || (verifier && !scripts[0].endsWith('/assets/js/verify-page.js')))
+  problems.push('page has scripts: ' + scripts.join(' '));
 return problems;
 """
 
@@ -306,6 +310,25 @@ def test_every_page_loads_cleanly_and_every_link_works(driver: Any, server: str)
     statement_pages = [u for u in problems if "/statements/" in u]
     assert len(statement_pages) >= 2
     assert {u: p for u, p in problems.items() if p} == {}
+
+
+def test_verify_html_verifies_the_log_in_the_browser(driver: Any, server: str) -> None:
+    """The real page: pre-filled with the mirror's key, it checks the whole log in Web
+    Workers under the page's own policy, and the tallies agree with the pages'."""
+    driver.get(server + "verify.html")
+    assert not driver.find_element(By.ID, "needs-server").is_displayed()
+    driver.find_element(By.ID, "verify").click()
+    driver.execute_async_script(
+        "const done = arguments[0]; const t = setInterval(() => {"
+        " if (document.body.dataset.verdict) { clearInterval(t); done(); } }, 50);"
+    )
+    assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-verdict") == "valid"
+    assert driver.find_element(By.ID, "result").text.startswith("Valid:")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#tallies tr")
+    assert rows and all(r.text.endswith("same") for r in rows), [r.text for r in rows]
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    driver.save_screenshot(str(ARTIFACTS / "verify-in-browser.png"))
 
 
 def test_escaped_names_render_as_text(driver: Any, server: str, site: Path) -> None:

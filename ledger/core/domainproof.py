@@ -47,7 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ledger.core.errors import FormatError, TooLargeError, VerificationError
-from ledger.core.records import _parse_domain, _parse_log
+from ledger.core.records import parse_domain, parse_log
 
 #: The first line of every domain proof (without its LF).
 VERSION_LINE = "endorsement-ledger/v1 domain"
@@ -169,7 +169,7 @@ def _parse_line(text: str, number: int) -> ProofLine:
             )
         origin, sid = parts
         try:
-            _parse_log(origin, "origin")
+            parse_log(origin, "origin")
         except FormatError as e:
             raise DomainProofFormatError(e.message, line=number, found=origin[:300]) from None
         if _HEX64.fullmatch(sid) is None:
@@ -262,7 +262,7 @@ def check_domain_name(domain: str) -> str:
 
     Raises FormatError otherwise.
     """
-    return _parse_domain(domain, "domain")
+    return parse_domain(domain, "domain")
 
 
 def txt_name(domain: str) -> str:
@@ -307,7 +307,7 @@ def match_domain_proof(
     when it names none for this log.
     """
     check_domain_name(domain)
-    _parse_log(origin, "origin")
+    parse_log(origin, "origin")
     listed = proof.signatories_for(origin)
     if signatory_id in listed:
         return DomainConfirmation(domain, origin, signatory_id)

@@ -245,7 +245,8 @@ def _format_statement_text(v: Any) -> str:
     return b64encode(v.encode("utf-8"))
 
 
-def _parse_log(s: str, field: str) -> str:
+def parse_log(s: str, field: str) -> str:
+    """A log origin: 1 to 255 printable ASCII characters, no space, no ``+``."""
     if _LOG.fullmatch(s) is None:
         raise FormatError(
             "log origin must be 1 to 255 printable ASCII characters, no space or '+'",
@@ -286,7 +287,8 @@ def _parse_country(s: str, field: str) -> str:
     return s
 
 
-def _parse_domain(s: str, field: str) -> str:
+def parse_domain(s: str, field: str) -> str:
+    """A registration's domain: lowercase A-labels, at least two, at most 253 characters."""
     labels = s.split(".")
     if len(s) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
         raise FormatError(
@@ -370,7 +372,7 @@ def _key_field(key: str) -> _Field:
 
 
 _COMMON = (
-    _f("log", _parse_log, _format_str, pattern=_LOG.pattern.encode(), fast=_fast_ascii),
+    _f("log", parse_log, _format_str, pattern=_LOG.pattern.encode(), fast=_fast_ascii),
     _f(
         "signed_at",
         lambda s, f: parse_uint(s, field=f),
@@ -396,7 +398,7 @@ _FIELDS: dict[str, tuple[_Field, ...]] = {
             fast=lambda v, f: _KINDS[v.decode("ascii")],
         ),
         _f("country", _parse_country, _format_str, optional=True, pattern=rb"[A-Z]{2}"),
-        _f("domain", _parse_domain, _format_str, optional=True),
+        _f("domain", parse_domain, _format_str, optional=True),
     ),
     "statement": (
         *_COMMON,
@@ -931,6 +933,8 @@ __all__ = [
     "check_signers",
     "encode_body",
     "parse_body",
+    "parse_domain",
+    "parse_log",
     "parse_record",
     "record_id",
     "required_signatures",

@@ -48,8 +48,8 @@ function pageCounts() {
 function showTallies(tallies) {
   const body = $('tallies');
   if (!body) return;
+  const page = pageCounts(); // before the rows that hold them are replaced
   body.textContent = '';
-  const page = pageCounts();
   for (const s of tallies.statements) {
     const tr = document.createElement('tr');
     const shown = page.get(`${s.id} total`);
@@ -116,3 +116,5 @@ $('verify').addEventListener('click', () => {
   });
 });
 $('verify').disabled = false;
+const hint = $('needs-server');
+if (hint) hint.hidden = true;

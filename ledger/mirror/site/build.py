@@ -8,7 +8,8 @@ web server (or none: ``file://``) can serve::
     statements/<id>.html         one statement: title, text, authors, signatories
     statements/<id>-<p>.html     further pages of signatories (PAGE_SIZE a page)
     verify.html                  how to check all of it yourself with ledger-verify
-    assets/site.css              the one stylesheet (no scripts, fonts or images)
+    assets/site.css              the one stylesheet (no fonts or images)
+    assets/js/                   the browser verifier that verify.html runs (the only scripts)
 
 ``<id>`` is the statement id of docs/spec.md ("Identities and keys"): the hex
 record id of the statement record. The HTML is :mod:`ledger.mirror.site.pages`'.
@@ -219,6 +220,8 @@ class Site:
                     files.write(f"{STATE_DIR}/{FILE_NAME}", e.to_bytes(state), 0o600)
                     e.saved_size = e.size
                 files.write(pages.CSS_PATH, pages.stylesheet())
+                for rel, data in pages.verifier_assets():
+                    files.write(rel, data, batch=True)
                 for st in self._statements(log, e):
                     for rel, text in pages.statement_pages(log, st):
                         files.write(rel, text.encode("utf-8"), batch=True)

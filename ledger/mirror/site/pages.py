@@ -52,6 +52,18 @@ KIND_LABELS = {
 STATEMENTS = "statements"
 #: The stylesheet, relative to the top of the site (and to this package).
 CSS_PATH = "assets/site.css"
+#: Where the browser verifier (package data ``ledger/mirror/js``) is published.
+JS_DIR = "assets/js"
+#: The policy of every page: no scripts at all.
+CSP_STATIC = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
+    "form-action 'none'"
+)
+#: The policy of ``verify.html``: scripts, workers and fetches from this site only.
+CSP_VERIFIER = (
+    "default-src 'none'; script-src 'self'; worker-src 'self'; connect-src 'self'; "
+    "style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+)
 
 _WIDTH = tiles.TILE_WIDTH
 _URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]")
@@ -116,6 +128,22 @@ def _format(name: str) -> str:
 def stylesheet() -> bytes:
     """The stylesheet, byte for byte as it is published."""
     return (_RESOURCES / CSS_PATH).read_bytes()
+
+
+def verifier_assets() -> list[tuple[str, bytes]]:
+    """The browser verifier's files (docs/design/browser-verifier.md) as published:
+    (path under the site, bytes), its ES modules and vendored libraries with licences."""
+    out: list[tuple[str, bytes]] = []
+
+    def walk(node: importlib.resources.abc.Traversable, rel: str) -> None:
+        for child in sorted(node.iterdir(), key=lambda c: c.name):
+            if child.is_dir():
+                walk(child, f"{rel}/{child.name}")
+            elif child.name != "node-verify.mjs":  # Node's entry point, not the site's
+                out.append((f"{rel}/{child.name}", child.read_bytes()))
+
+    walk(importlib.resources.files("ledger.mirror") / "js", JS_DIR)
+    return out
 
 
 def render(name: str, /, **values: object) -> Markup:
@@ -195,7 +223,14 @@ def _linkify(text: str) -> Markup:
 
 
 def _document(
-    log: LogView, *, title: str, body: Markup, top: str, current: str, description: str
+    log: LogView,
+    *,
+    title: str,
+    body: Markup,
+    top: str,
+    current: str,
+    description: str,
+    scripts: Sequence[str] = (),
 ) -> str:
     """A whole HTML page. ``top`` is the relative path to the top of the site."""
     nav = join(
@@ -217,6 +252,8 @@ def _document(
         body=body,
         size=f"{log.size:,}",
         root_hash=b64encode(log.root),
+        csp=Markup(CSP_VERIFIER if scripts else CSP_STATIC),  # constants, quoted as they are
+        scripts=join(render("script", src=top + src) for src in scripts),
     )
     return page + "\n"
 
@@ -403,6 +440,16 @@ def verify_page(log: LogView, vkeys: Sequence[str]) -> str:
         keys=" ".join(f"--log-key {shlex.quote(v)}" for v in vkeys),
         size=f"{log.size:,}",
         key_items=join(render("key", vkey=v) for v in vkeys),
+        vkey_text=vkeys[0] if vkeys else "",
+        shown_rows=join(
+            render(
+                "shown-row",
+                title=st.title,
+                statement=st.statement.hex(),
+                count=st.total,
+            )
+            for st in sorted(log.replay.statements.values(), key=lambda s: s.index)
+        ),
     )
     return _document(
         log,
@@ -411,6 +458,7 @@ def verify_page(log: LogView, vkeys: Sequence[str]) -> str:
         top="",
         current="verify.html",
         description=f"How to verify the log {log.origin} yourself",
+        scripts=[f"{JS_DIR}/verify-page.js"],
     )
 
 
