@@ -63,6 +63,7 @@ from cli.submit import (
 )
 from ledger.core.errors import LedgerError
 from ledger.core.records import Kind, Revocation, Rotation, SignedRecord, Statement, Withdrawal
+from ledger.core.state import KINDS
 from ledger.verify.source import open_source
 from ledger.verify.verifier import verify_log
 
@@ -70,7 +71,6 @@ from ledger.verify.verifier import verify_log
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "paris-call"
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-KINDS = [k.value for k in Kind]
 
 
 @dataclass

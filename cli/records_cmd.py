@@ -58,8 +58,7 @@ from ledger.core.records import (
     Withdrawal,
     verify_signatures,
 )
-
-KINDS = [k.value for k in Kind]
+from ledger.core.state import KINDS
 
 
 def _body_error(e: LedgerError) -> InputError:

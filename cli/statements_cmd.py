@@ -37,9 +37,8 @@ from cli.session import ServerOptions
 from cli.submit import draft_of, now, report, sign, signatory_of, submit_record
 from ledger.core.ed25519 import key_hash
 from ledger.core.errors import LedgerError
-from ledger.core.records import Kind, SignedRecord, Statement
-
-KINDS = [k.value for k in Kind]
+from ledger.core.records import SignedRecord, Statement
+from ledger.core.state import KINDS
 
 
 @click.group("statement", cls=OrderedGroup)

@@ -1,12 +1,13 @@
 """The state of a sequencing transaction: what the rules read, and the growing tree.
 
 :class:`TxState` is the ``ledger.core.rules.StateView`` of ``api.storage.sql`` over the
-projection tables, read *inside* the transaction that appends, so that a record
-sees the effects of the earlier records of its batch. :class:`TxHashes` is the
-``ledger.core.merkle.HashReader`` over the tree inside that transaction. Both keep what
-they read and write in memory and write it all at the end of the batch, one
-``executemany`` per table, which keeps an append's cost independent of the log's
-size.
+projection tables, read *inside* the transaction that appends, and the
+``ledger.core.effects.ProjectionSink`` that ``ledger.core.effects.apply`` writes each
+accepted record's effect to, so that a record sees the effects of the earlier records
+of its batch. :class:`TxHashes` is the ``ledger.core.merkle.HashReader`` over the tree
+inside that transaction. Both keep what they read and write in memory and write it all
+at the end of the batch, one ``executemany`` per table, which keeps an append's cost
+independent of the log's size.
 """
 
 from __future__ import annotations
@@ -21,9 +22,18 @@ from sqlalchemy import Connection, Table
 from api.storage.base import StorageError
 from api.storage.models import AUTHORS, HASHES, KEYS, PAIRS, SIGNATORIES, STATEMENTS, TALLIES
 from ledger.core.ed25519 import key_hash
+from ledger.core.effects import Effect, apply
 from ledger.core.merkle import stored_hash_count, stored_hash_index, stored_hashes_for_append
-from ledger.core.records import Endorsement, Registration, SignedRecord, Statement
-from ledger.core.rules import Effect, KeyInfo, PairInfo, SignatoryInfo
+from ledger.core.records import (
+    Endorsement,
+    Registration,
+    Revocation,
+    Rotation,
+    SignedRecord,
+    Statement,
+    Withdrawal,
+)
+from ledger.core.rules import KeyInfo, PairInfo, SignatoryInfo
 from ledger.core.state import KINDS
 
 #: Largest IN list per query (SQLite's default limit on bound variables is 32,766).
@@ -167,7 +177,8 @@ def _pairs_sql(n: int) -> str:
 
 
 class TxState:
-    """A ``ledger.core.rules.StateView`` over the projection tables, inside one transaction.
+    """A ``ledger.core.rules.StateView`` and ``ledger.core.effects.ProjectionSink`` over
+    the projection tables, inside one transaction.
 
     It caches what it reads (absent rows too), applies each accepted record's effect
     to the cache, so that later records of the batch see it, and writes all changes
@@ -243,14 +254,14 @@ class TxState:
                 stmts.add(rec.record_id)
                 continue
             sigs.add(body.signatory)
-            if isinstance(body, Endorsement) or body.TYPE == "withdraw":
-                st = body.statement  # type: ignore[union-attr]
-                stmts.add(st)
-                pairs.add((body.signatory, st))
-            elif body.TYPE == "rotate":
-                keys.add(key_hash(body.new_key))  # type: ignore[union-attr]
-            else:  # revoke
-                keys.add(key_hash(body.key))  # type: ignore[union-attr]
+            if isinstance(body, Endorsement | Withdrawal):
+                stmts.add(body.statement)
+                pairs.add((body.signatory, body.statement))
+            elif isinstance(body, Rotation):
+                keys.add(key_hash(body.new_key))
+            else:
+                assert isinstance(body, Revocation)
+                keys.add(key_hash(body.key))
         self._load_sigs(sigs)
         self._load_keys(keys)
         self._load_statements(stmts)
@@ -282,94 +293,97 @@ class TxState:
         pair = self.pairs[p]
         return None if pair is None else PairInfo(pair.active, pair.last_signed_at)
 
-    # --- applying effects --------------------------------------------------------------
+    # --- ledger.core.effects.ProjectionSink ---------------------------------------------
 
     def apply(self, effect: Effect) -> None:
-        kind, idx = effect.kind, effect.index
-        if kind == "register":
-            assert effect.record is not None
-            body = effect.record.body
-            assert isinstance(body, Registration)
-            sid = effect.signatory
-            self.sigs[sid] = _Sig(
-                body.kind.value,
-                body.country,
-                body.key,
-                True,
-                new=True,
-                row={
-                    "id": sid,
-                    "name": body.name,
-                    "name_folded": body.name.casefold(),
-                    "kind": body.kind.value,
-                    "country": body.country,
-                    "domain": body.domain,
-                    "idx": idx,
-                },
+        """Apply an accepted record's effect to the cache (``ledger.core.effects.apply``)."""
+        apply(effect, self)
+
+    def add_signatory(self, signatory: bytes, body: Registration, index: int) -> None:
+        self.sigs[signatory] = _Sig(
+            body.kind.value,
+            body.country,
+            body.key,
+            True,
+            new=True,
+            row={
+                "id": signatory,
+                "name": body.name,
+                "name_folded": body.name.casefold(),
+                "kind": body.kind.value,
+                "country": body.country,
+                "domain": body.domain,
+                "idx": index,
+            },
+        )
+
+    def add_key(self, signatory: bytes, key: bytes, key_hash: bytes, index: int) -> None:
+        self.keys[key_hash] = _Key(signatory, key, False, index, new=True)
+
+    def _sig(self, signatory: bytes) -> _Sig:
+        sig = self.sigs[signatory]
+        assert sig is not None  # the rules read it
+        return sig
+
+    def set_current_key(self, signatory: bytes, key: bytes) -> None:
+        sig = self._sig(signatory)
+        sig.current_key = key
+        sig.dirty = True
+
+    def revoke_key(self, key_hash: bytes) -> None:
+        k = self.keys[key_hash]
+        assert k is not None  # the rules read it
+        k.revoked = True
+        k.dirty = True
+
+    def deactivate(self, signatory: bytes) -> None:
+        sig = self._sig(signatory)
+        sig.active = False
+        sig.dirty = True
+
+    def add_statement(self, statement: bytes, body: Statement, index: int) -> None:
+        self.stmts[statement] = True
+        self.new_statements.append(
+            {
+                "id": statement,
+                "title": body.title,
+                "text": body.text,
+                "idx": index,
+                "signed_at": body.signed_at,
+            }
+        )
+        self.new_authors.extend(
+            {"statement": statement, "position": i, "signatory": a}
+            for i, a in enumerate(body.authors)
+        )
+
+    def set_pair(
+        self,
+        signatory: bytes,
+        statement: bytes,
+        *,
+        active: bool,
+        signed_at: int,
+        index: int,
+        comment: str | None,
+    ) -> None:
+        key = (signatory, statement)
+        pair = self.pairs.get(key)
+        if pair is None:
+            sig = self._sig(signatory)
+            self.pairs[key] = _Pair(
+                active, signed_at, index, sig.kind, sig.country, comment, new=True
             )
-            self.keys[sid] = _Key(sid, body.key, False, idx, new=True)
-        elif kind == "statement":
-            assert effect.record is not None
-            body = effect.record.body
-            assert isinstance(body, Statement)
-            sid = effect.statement
-            self.stmts[sid] = True
-            self.new_statements.append(
-                {
-                    "id": sid,
-                    "title": body.title,
-                    "text": body.text,
-                    "idx": idx,
-                    "signed_at": body.signed_at,
-                }
-            )
-            self.new_authors.extend(
-                {"statement": sid, "position": i, "signatory": a}
-                for i, a in enumerate(body.authors)
-            )
-        elif kind in ("endorse", "withdraw"):
-            active = kind == "endorse"
-            key = (effect.signatory, effect.statement)
-            pair = self.pairs.get(key)
-            comment = None
-            if active:
-                assert effect.record is not None and isinstance(effect.record.body, Endorsement)
-                comment = effect.record.body.comment
-            if pair is None:
-                sig = self.sigs.get(effect.signatory)
-                assert sig is not None  # the rules read it
-                pair = _Pair(
-                    active, effect.signed_at, idx, sig.kind, sig.country, comment, new=True
-                )
-                self.pairs[key] = pair
-            else:
-                pair.active = active
-                pair.last_signed_at = effect.signed_at
-                pair.idx = idx
-                pair.comment = comment
-                pair.dirty = True
-            tk = (effect.statement, effect.signatory_kind)
-            self.tally_delta[tk] = self.tally_delta.get(tk, 0) + (1 if active else -1)
-        elif kind == "rotate":
-            sig = self.sigs[effect.signatory]
-            assert sig is not None
-            sig.current_key = effect.new_key
-            sig.dirty = True
-            self.keys[key_hash(effect.new_key)] = _Key(
-                effect.signatory, effect.new_key, False, idx, new=True
-            )
-        elif kind == "revoke":
-            k = self.keys[key_hash(effect.old_key)]
-            assert k is not None
-            k.revoked = True
-            k.dirty = True
-            if effect.deactivates:
-                sig = self.sigs[effect.signatory]
-                assert sig is not None
-                sig.active = False
-                sig.dirty = True
-        else:  # pragma: no cover - evaluate() makes no other kind
-            raise AssertionError(kind)
+        else:
+            pair.active = active
+            pair.last_signed_at = signed_at
+            pair.idx = index
+            pair.comment = comment
+            pair.dirty = True
+
+    def add_to_tally(self, statement: bytes, kind: str, delta: int) -> None:
+        tk = (statement, kind)
+        self.tally_delta[tk] = self.tally_delta.get(tk, 0) + delta
 
     def flush(self) -> None:
         """Write every change of the batch: inserts first, then updates."""

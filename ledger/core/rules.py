@@ -4,7 +4,8 @@ A record that parses and whose signatures verify (``ledger.core.records.verify_s
 may still be invalid at its point of the log: its signer may be unknown, rotated
 away or revoked, it may endorse a statement the log does not hold, and so on.
 :func:`evaluate` decides that against a read-only :class:`StateView` of the log
-before the entry and returns the :class:`Effect` the entry has on that state.
+before the entry and returns the effect the entry has on that state: one of the typed
+effects of :mod:`ledger.core.effects`, which ``ledger.core.effects.apply`` applies.
 
 The same function serves the service (whose view is its database, read inside the
 sequencing transaction) and the verifier (whose view is :class:`ledger.core.state.MemoryState`),
@@ -24,6 +25,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ledger.core.ed25519 import key_hash
+from ledger.core.effects import (
+    Effect,
+    Endorsed,
+    Registered,
+    Revoked,
+    Rotated,
+    StatementAdded,
+    Withdrawn,
+)
 from ledger.core.errors import RuleError
 from ledger.core.records import (
     Endorsement,
@@ -78,25 +88,6 @@ class StateView(Protocol):
     def has_statement(self, statement: bytes) -> bool: ...
 
     def get_pair(self, signatory: bytes, statement: bytes) -> PairInfo | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """The change one valid entry makes to the state.
-
-    ``kind`` is the record type; the other fields are set as the type needs.
-    """
-
-    kind: str
-    index: int
-    signatory: bytes  # the acting signatory (for a statement: its first author)
-    signatory_kind: str = ""
-    statement: bytes = b""
-    signed_at: int = 0
-    new_key: bytes = b""  # register: the key; rotate: the new key
-    old_key: bytes = b""  # rotate: the key rotated away; revoke: the revoked key
-    deactivates: bool = False  # revoke: the revoked key was the current key
-    record: SignedRecord | None = None
 
 
 def _fail(message: str, index: int, field: str | None = None, **kw: object) -> RuleError:
@@ -208,15 +199,7 @@ def evaluate(
                 code="already_registered",
                 found=kh.hex(),
             )
-        return Effect(
-            "register",
-            index,
-            kh,
-            body.kind.value,
-            new_key=body.key,
-            signed_at=body.signed_at,
-            record=record,
-        )
+        return Registered(index, body.signed_at, kh, body.kind.value, body.key, body)
 
     if isinstance(body, Statement):
         if view.has_statement(record.record_id):
@@ -228,14 +211,7 @@ def evaluate(
             )
         for author, sig in zip(body.authors, sigs, strict=True):
             _acting(view, author, sig.public_key, index, "author")
-        return Effect(
-            "statement",
-            index,
-            body.authors[0],
-            statement=record.record_id,
-            signed_at=body.signed_at,
-            record=record,
-        )
+        return StatementAdded(index, body.signed_at, record.record_id, body)
 
     if isinstance(body, Endorsement | Withdrawal):
         info = _acting(view, body.signatory, sigs[0].public_key, index)
@@ -265,25 +241,17 @@ def evaluate(
                     "statement",
                     code="already_endorsed",
                 )
-            kind = "endorse"
-        else:
-            if pair is None or not pair.active:
-                raise _fail(
-                    "signatory has no active endorsement of this statement",
-                    index,
-                    "statement",
-                    code="not_endorsed",
-                )
-            kind = "withdraw"
-        return Effect(
-            kind,
-            index,
-            body.signatory,
-            info.kind,
-            statement=body.statement,
-            signed_at=body.signed_at,
-            record=record,
-        )
+            return Endorsed(
+                index, body.signed_at, body.signatory, info.kind, body.statement, body.comment
+            )
+        if pair is None or not pair.active:
+            raise _fail(
+                "signatory has no active endorsement of this statement",
+                index,
+                "statement",
+                code="not_endorsed",
+            )
+        return Withdrawn(index, body.signed_at, body.signatory, info.kind, body.statement)
 
     if isinstance(body, Rotation):
         info = _acting(view, body.signatory, sigs[0].public_key, index)
@@ -295,16 +263,7 @@ def evaluate(
                 code="key_reused",
                 found=key_hash(body.new_key).hex(),
             )
-        return Effect(
-            "rotate",
-            index,
-            body.signatory,
-            info.kind,
-            new_key=body.new_key,
-            old_key=info.current_key,
-            signed_at=body.signed_at,
-            record=record,
-        )
+        return Rotated(index, body.signed_at, body.signatory, info.current_key, body.new_key)
 
     if isinstance(body, Revocation):
         revoked = view.get_key(key_hash(body.key))
@@ -326,15 +285,8 @@ def evaluate(
             _acting(view, body.signatory, signer, index)
         # Otherwise the key revokes itself, which even a rotated-away key may do: its
         # holder (perhaps a thief) can only make the key worth less.
-        return Effect(
-            "revoke",
-            index,
-            body.signatory,
-            owner.kind,
-            old_key=body.key,
-            deactivates=body.key == owner.current_key,
-            signed_at=body.signed_at,
-            record=record,
+        return Revoked(
+            index, body.signed_at, body.signatory, body.key, body.key == owner.current_key
         )
 
     raise _fail(f"unknown record type {type(body).__name__}", index)  # pragma: no cover

@@ -1,7 +1,7 @@
 """The state of a log replayed in memory, and the tallies it publishes.
 
 :class:`MemoryState` is the :class:`ledger.core.rules.StateView` the verifier replays a
-log into: it applies each entry's :class:`ledger.core.rules.Effect` in log order and
+log into: it applies each entry's effect (``ledger.core.effects``) in log order and
 keeps what the rules and the tallies need (docs/spec.md, "Semantic rules" and
 "Tallies"). Memory grows with the number of signatories, statements and
 (signatory, statement) pairs, not with the number of entries; pairs are kept as
@@ -21,20 +21,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.core.ed25519 import key_hash
+from ledger.core.effects import Effect, apply
 from ledger.core.encoding import b64decode_strict, b64encode, parse_hex32
 from ledger.core.entry import ZERO_HASH, Entry
 from ledger.core.errors import FormatError, VerificationError
-from ledger.core.records import Registration, Statement
+from ledger.core.records import Kind, Registration, Statement
 from ledger.core.rules import (
     DEFAULT_MAX_AGE_S,
-    Effect,
     KeyInfo,
     PairInfo,
     SignatoryInfo,
     evaluate,
 )
 
-KINDS = ("state", "company", "civil-society", "individual", "other")
+#: The signatory kinds, in the order of ``Kind``: the numbering of the kinds and the
+#: order of the tally columns of the binary state file (``ledger.verify.statecodec``),
+#: so part of its format (tests/test_effects.py pins it).
+KINDS: tuple[str, ...] = tuple(k.value for k in Kind)
 
 
 @dataclass(slots=True)
@@ -158,7 +161,8 @@ class PairTable:
 
 
 class MemoryState:
-    """An in-memory replay of a log: a StateView plus the effects applied to it."""
+    """An in-memory replay of a log: a ``ledger.core.rules.StateView`` and a
+    ``ledger.core.effects.ProjectionSink``, fed entry by entry with :meth:`append`."""
 
     def __init__(self, origin: str, *, max_age_s: int | None = DEFAULT_MAX_AGE_S) -> None:
         self.origin = origin
@@ -216,55 +220,54 @@ class MemoryState:
         self._pair_memo = (signatory, statement, key)
         return key
 
-    def apply(self, effect: Effect) -> None:
-        """Apply the effect of a valid entry (as returned by ``ledger.core.rules.evaluate``)."""
-        kind = effect.kind
-        if kind in ("register", "rotate", "revoke"):
-            self._infos.pop(effect.signatory, None)
-        if kind == "register":
-            assert effect.record is not None
-            body = effect.record.body
-            assert isinstance(body, Registration)
-            self.signatories[effect.signatory] = SignatoryRecord(
-                effect.signatory,
-                body.name,
-                body.kind.value,
-                body.country,
-                body.domain,
-                effect.index,
-                body.key,
-                keys=[body.key],
-            )
-            self._keys[effect.signatory] = (effect.signatory, body.key, False)
-        elif kind == "statement":
-            assert effect.record is not None
-            body = effect.record.body
-            assert isinstance(body, Statement)
-            self.statements[effect.statement] = StatementRecord(
-                effect.statement, body.title, tuple(body.authors), effect.index
-            )
-        elif kind in ("endorse", "withdraw"):
-            active = kind == "endorse"
-            self._pairs[self._pair_key(effect.signatory, effect.statement)] = (
-                effect.signed_at * 2 + int(active)
-            )
-            tallies = self.statements[effect.statement].tallies
-            tallies[effect.signatory_kind] += 1 if active else -1
-            if tallies[effect.signatory_kind] == 0:
-                del tallies[effect.signatory_kind]
-        elif kind == "rotate":
-            s = self.signatories[effect.signatory]
-            s.current_key = effect.new_key
-            s.keys.append(effect.new_key)
-            self._keys[key_hash(effect.new_key)] = (effect.signatory, effect.new_key, False)
-        elif kind == "revoke":
-            kh = key_hash(effect.old_key)
-            sig, pub, _ = self._keys[kh]
-            self._keys[kh] = (sig, pub, True)
-            if effect.deactivates:
-                self.signatories[effect.signatory].active = False
-        else:  # pragma: no cover - evaluate() makes no other kind
-            raise AssertionError(kind)
+    # --- ledger.core.effects.ProjectionSink ------------------------------------------
+
+    def add_signatory(self, signatory: bytes, body: Registration, index: int) -> None:
+        self._infos.pop(signatory, None)
+        self.signatories[signatory] = SignatoryRecord(
+            signatory, body.name, body.kind.value, body.country, body.domain, index, body.key
+        )
+
+    def add_key(self, signatory: bytes, key: bytes, key_hash: bytes, index: int) -> None:
+        self.signatories[signatory].keys.append(key)
+        self._keys[key_hash] = (signatory, key, False)
+
+    def set_current_key(self, signatory: bytes, key: bytes) -> None:
+        self._infos.pop(signatory, None)
+        self.signatories[signatory].current_key = key
+
+    def revoke_key(self, key_hash: bytes) -> None:
+        sig, pub, _ = self._keys[key_hash]
+        self._keys[key_hash] = (sig, pub, True)
+
+    def deactivate(self, signatory: bytes) -> None:
+        self._infos.pop(signatory, None)
+        self.signatories[signatory].active = False
+
+    def add_statement(self, statement: bytes, body: Statement, index: int) -> None:
+        self.statements[statement] = StatementRecord(
+            statement, body.title, tuple(body.authors), index
+        )
+
+    def set_pair(
+        self,
+        signatory: bytes,
+        statement: bytes,
+        *,
+        active: bool,
+        signed_at: int,
+        index: int,
+        comment: str | None,
+    ) -> None:
+        self._pairs[self._pair_key(signatory, statement)] = signed_at * 2 + int(active)
+
+    def add_to_tally(self, statement: bytes, kind: str, delta: int) -> None:
+        tallies = self.statements[statement].tallies
+        n = tallies[kind] + delta
+        if n:
+            tallies[kind] = n
+        else:  # the saved forms list the kinds with endorsements only
+            del tallies[kind]
 
     def check_place(self, entry: Entry) -> None:
         """Rules 13 and 14: ``entry`` must be number ``size``, link to the previous leaf
@@ -318,7 +321,7 @@ class MemoryState:
             view=self,
             max_age_s=self.max_age_s,
         )
-        self.apply(effect)
+        apply(effect, self)
         self.size = i + 1
         self.last_leaf_hash = leaf_hash
         self.last_time_ms = entry.time_ms
