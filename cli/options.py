@@ -11,6 +11,7 @@ import click
 
 from cli.client import DEFAULT_SERVER, DEFAULT_TIMEOUT_S
 from cli.session import ServerOptions
+from ledger.verify.cli import LOG_KEY_ENV
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +47,8 @@ def server_options(f: F) -> F:
     decorated = click.option(
         "--log-key",
         metavar="VKEY|FILE",
+        envvar=LOG_KEY_ENV,
+        show_envvar=True,
         default=None,
         help="The log's verifier key (or a file holding it, such as the server's "
         "log.vkey). Default: the key pinned on first contact with the server.",

@@ -8,6 +8,7 @@ withdrawal, rotation and revocation) is the full example.
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import json
 import os
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.bulk import read_signatories_csv
-from cli.demo import EXAMPLE_DIR, free_port, local_server
+from cli.demo import DEMO_ORIGIN, EXAMPLE, free_port, local_server
 from cli.errors import EXIT_USAGE
 from cli.main import cli as ledger_cli
 from ledger.core.entry import parse_entry
@@ -42,7 +43,7 @@ def invoke(runner: CliRunner, *args: object) -> Result:
 
 
 def example_rows() -> list[dict[str, str]]:
-    with open(EXAMPLE_DIR / "signatories.csv", encoding="utf-8") as f:
+    with (EXAMPLE / "signatories.csv").open(encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -57,10 +58,10 @@ def test_the_example_is_labelled_and_complete() -> None:
     assert sorted(r["demo"] for r in rows if r["demo"]) == [
         "author", "author", "revoke", "rotate", "withdraw",
     ]  # fmt: skip
-    text = (EXAMPLE_DIR / "statement.txt").read_text(encoding="utf-8")
+    text = (EXAMPLE / "statement.txt").read_text(encoding="utf-8")
     assert text.startswith("EXAMPLE TEXT FOR DEMONSTRATIONS ONLY")
     assert [f"{i}. " in text for i in range(1, 10)] == [True] * 9
-    title = (EXAMPLE_DIR / "title.txt").read_text(encoding="utf-8").strip()
+    title = (EXAMPLE / "title.txt").read_text(encoding="utf-8").strip()
     assert "demo" in title.lower() and len(title.encode()) <= MAX_TITLE
 
 
@@ -110,7 +111,7 @@ def test_demo_then_serve_its_log(runner: CliRunner, tmp_path: Path) -> None:
     assert len(list((data / "demo-keys").glob("*.key"))) == signatories + 1  # + rotated
 
     # ledger serve --data-dir DIR serves the same log afterwards.
-    with local_server(data, free_port()) as url:
+    with local_server(data, free_port(), origin=DEMO_ORIGIN) as url:
         listed = invoke(runner, "statements", "--server", url, "--json")
         assert listed.exit_code == 0, listed.output
         (item,) = json.loads(listed.stdout)["items"]
@@ -133,6 +134,7 @@ def test_demo_needs_a_fresh_directory(runner: CliRunner, tmp_path: Path) -> None
 
 def test_every_example_row_is_a_valid_registration() -> None:
     # read_signatories_csv encodes each row as a registration body, checking every field.
-    rows = read_signatories_csv(EXAMPLE_DIR / "signatories.csv")
+    with importlib.resources.as_file(EXAMPLE / "signatories.csv") as path:
+        rows = read_signatories_csv(path)
     assert {r.kind for r in rows} == {Kind.STATE, Kind.COMPANY, Kind.CIVIL_SOCIETY}
     assert sum(r.country is not None for r in rows) == 42  # the ISO user-assigned codes

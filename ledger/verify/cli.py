@@ -4,15 +4,27 @@ The standalone verifier of docs/spec.md, "Verification procedure". It needs only
 the standard library and ``cryptography``, and trusts only the keys given on its
 command line (``--log-key`` vkeys or a C2SP tlog-policy file), never the server
 it reads. See ``ledger-verify --help`` for the commands and exit codes.
+
+Conventions, as minisign, age and cosign have them:
+
+- ``--log-key`` takes a signed-note verifier key (``<origin>+<key id>+<base64>``) or a
+  file holding one (the server's ``log.vkey``): :func:`read_log_key`, which ``ledger
+  --log-key`` uses too. Without ``--log-key`` or ``--policy``, ``LEDGER_LOG_KEY`` is
+  the key (or its file).
+- ``-`` in place of an input file is standard input (at most one of them).
+- Times shown to people are ISO 8601 dates in UTC (:func:`format_time_ms`); ``--json``
+  keeps the Unix milliseconds of the format.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,6 +51,10 @@ EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_FORK = 3
+#: The default of ``--log-key`` (a vkey, or the path of a file holding one).
+LOG_KEY_ENV = "LEDGER_LOG_KEY"
+#: In place of an input file: standard input.
+STDIN = "-"
 #: Statements listed in the human summary (all of them are in --json).
 MAX_SHOWN = 50
 
@@ -51,11 +67,18 @@ exit codes:
   3  fork: the log's checkpoint is not consistent with the one verified before
      (log --state), or the evidence file proves a fork (evidence)
 
+environment:
+  LEDGER_LOG_KEY  the log key (or its file) when neither --log-key nor --policy is given
+
+'-' in place of an input file reads standard input.
+
 examples:
   ledger-verify log https://ledger.example.org/paris-call \\
       --log-key 'ledger.example.org/paris-call+862f1e68+AWzr...' --state paris.state
   ledger-verify log ./mirror --policy paris.policy --json
-  ledger-verify receipt entry-17.tlog-proof --entry entry-17.txt --log-key VKEY
+  ledger-verify receipt entry-17.tlog-proof --entry entry-17.txt --log-key log.vkey
+  curl -s https://ledger.example.org/paris-call/api/v1/receipt/17 \
+      | ledger-verify receipt - --leaf-hash HEX --log-key log.vkey
   ledger-verify evidence paris.state.fork-evidence.json --log-key VKEY
 """
 
@@ -83,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-key",
         action="append",
         default=[],
-        metavar="VKEY",
-        help="the log's verifier key, <origin>+<key id>+<base64>; repeatable",
+        metavar="VKEY|FILE",
+        help="the log's verifier key, <origin>+<key id>+<base64>, or a file holding it "
+        f"(log.vkey); repeatable (default: ${LOG_KEY_ENV})",
     )
     group.add_argument(
         "--policy", metavar="FILE", help="a C2SP tlog-policy file (log and witness keys, quorum)"
@@ -162,10 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    receipt.add_argument("file", metavar="FILE", help="the receipt (.tlog-proof)")
+    receipt.add_argument(
+        "file", metavar="FILE", help="the receipt (.tlog-proof); - reads standard input"
+    )
     which = receipt.add_mutually_exclusive_group(required=True)
     which.add_argument(
-        "--entry", metavar="FILE", help="the entry the receipt is for (also checked strictly)"
+        "--entry",
+        metavar="FILE",
+        help="the entry the receipt is for (also checked strictly); - reads standard input",
     )
     which.add_argument("--leaf-hash", metavar="HEX", help="the entry's leaf hash, in hex")
 
@@ -177,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evidence.add_argument("file", metavar="FILE", help="the evidence file (JSON)")
+    evidence.add_argument(
+        "file", metavar="FILE", help="the evidence file (JSON); - reads standard input"
+    )
     return parser
 
 
@@ -206,22 +236,76 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- trust -----------------------------------------------------------------------------
 
 
+def read_log_key(value: str) -> str:
+    """A ``--log-key`` value: the verifier key itself, or the path of a file holding it.
+
+    A value that names an existing file, or has no ``+`` (every vkey has two), is a
+    file; its text, stripped of surrounding white space, is the key. OSError if the
+    file cannot be read; whether the text is a vkey is for the caller to check.
+    """
+    text = value.strip()
+    if "+" not in text or os.path.exists(value):
+        return Path(value).read_text(encoding="utf-8").strip()
+    return text
+
+
+def _log_keys(args: argparse.Namespace) -> list[str]:
+    values: list[str] = list(args.log_key)
+    if not values and not args.policy and os.environ.get(LOG_KEY_ENV, "").strip():
+        values = [os.environ[LOG_KEY_ENV]]
+    keys = []
+    for value in values:
+        try:
+            keys.append(read_log_key(value))
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+            raise UsageError(
+                f"--log-key {value!r} is neither a verifier key nor a readable file ({reason})"
+            ) from None
+    return keys
+
+
 def _trust(args: argparse.Namespace) -> Trust:
-    if bool(args.log_key) == bool(args.policy):
-        raise UsageError("give the log's key with --log-key VKEY, or a --policy FILE (not both)")
+    _check_one_stdin(args)
+    keys = _log_keys(args)
+    if bool(keys) == bool(args.policy):
+        raise UsageError(
+            f"give the log's key with --log-key VKEY|FILE (or {LOG_KEY_ENV}), "
+            "or a --policy FILE (not both)"
+        )
     try:
         if args.policy:
             return Trust.from_policy(_read(args.policy, "policy"), args.origin)
-        return Trust.from_vkeys(args.log_key, args.origin)
+        return Trust.from_vkeys(keys, args.origin)
     except LedgerError as e:
         raise UsageError(f"bad {'policy' if args.policy else 'log key'}: {e}") from None
 
 
+def _check_one_stdin(args: argparse.Namespace) -> None:
+    named = [getattr(args, name, None) for name in ("policy", "file", "entry")]
+    if named.count(STDIN) > 1:
+        raise UsageError("only one input can be '-' (standard input)")
+
+
 def _read(path: str, what: str) -> bytes:
+    """An input file's bytes; ``-`` is standard input."""
+    if path == STDIN:
+        return sys.stdin.buffer.read()
     try:
         return Path(path).read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {what} file {path}: {e.strerror or e}") from None
+
+
+def format_time_ms(ms: int) -> str:
+    """Unix milliseconds as people read them: ISO 8601 in UTC, to the millisecond.
+
+    >>> format_time_ms(1767232801234)
+    '2026-01-01T02:00:01.234Z'
+    """
+    seconds, millis = divmod(ms, 1000)
+    when = datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --- log ---------------------------------------------------------------------------------
@@ -430,7 +514,7 @@ def _cmd_receipt(args: argparse.Namespace, trust: Trust) -> int:
         _say(
             sys.stdout,
             f"  entry: {r.entry.record.body.TYPE} record {r.entry.record.record_id.hex()}, "
-            f"logged at {r.entry.time_ms} ms; signatures valid",
+            f"logged at {format_time_ms(r.entry.time_ms)}; signatures valid",
         )
         _say(sys.stdout, "  (whether it satisfies the semantic rules: verify the log)")
     return EXIT_VALID
@@ -468,4 +552,14 @@ def _say(out: TextIO, text: str) -> None:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["EXIT_FORK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_VALID", "build_parser", "main"]
+__all__ = [
+    "EXIT_FORK",
+    "EXIT_INVALID",
+    "EXIT_USAGE",
+    "EXIT_VALID",
+    "LOG_KEY_ENV",
+    "build_parser",
+    "format_time_ms",
+    "main",
+    "read_log_key",
+]
