@@ -28,6 +28,7 @@ from cli.mirror_cmd import mirror_cmd
 from cli.options import OrderedGroup
 from cli.records_cmd import endorse, register, sign_cmd, submit, withdraw
 from cli.serve_cmd import serve
+from cli.signals import Terminated, run_stoppable
 from cli.statements_cmd import signatory_group, statement_group, statements
 from ledger import __version__
 
@@ -54,6 +55,8 @@ class LedgerGroup(OrderedGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Terminated as e:
+            raise AbortedError(f"stopped by {e}") from None
         except (click.Abort, KeyboardInterrupt):
             raise AbortedError("aborted") from None
         except (click.exceptions.Exit, click.ClickException):
@@ -105,7 +108,15 @@ for _command in (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``ledger`` console script; returns the exit code."""
+    """The ``ledger`` console script; returns the exit code.
+
+    SIGTERM stops a command as Ctrl-C does, and the process then ends by that signal
+    (:mod:`cli.signals`).
+    """
+    return run_stoppable(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="ledger")
     except SystemExit as e:
