@@ -268,7 +268,7 @@ def import_signatories(
 
     \b
     Example:
-      ledger import-signatories examples/paris-call/signatories.csv --keys-dir keys/
+      ledger import-signatories paris-call/signatories.csv --keys-dir keys/
       ledger import-signatories members.csv --endorse 250955a4fe09 --json
     """
     rows = read_signatories_csv(csv_file)

@@ -52,8 +52,8 @@ from cli.bulk import (
 )
 from cli.config import Pins
 from cli.errors import InputError, RefusedError, UnreachableError, VerifyError
-from cli.flows import read_text_file
-from cli.output import err, out, progress, table
+from cli.flows import read_text_file, write_new_file
+from cli.output import counted, err, out, progress, table
 from cli.session import ServerOptions, Session, open_session
 from cli.submit import (
     BatchOutcome,
@@ -112,6 +112,18 @@ def load_example(directory: Traversable, states: int) -> Example:
                 continue
         kept.append(row)
     return Example(title, text, kept)
+
+
+def export_example(directory: Path) -> None:
+    """Copy the example's files into ``directory``; never overwrite one."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in EXAMPLE_FILES:
+            write_new_file(directory / name, (EXAMPLE / name).read_bytes(), what="example")
+    except OSError as e:
+        raise InputError(f"cannot write the example to {directory}: {e.strerror or e}") from None
+    click.echo(f"the example is in {directory}/: " + ", ".join(EXAMPLE_FILES))
+    click.echo(f"its README ({directory / 'README.md'}) tells the demo's story by hand")
 
 
 def free_port() -> int:
@@ -223,6 +235,15 @@ def _expect_refusal(session: Session, what: str, record: SignedRecord, code: str
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=0, help="Server port (default: free)."
 )
+@click.option(
+    "--export-example",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Copy the example's files (statement, title, signatories, README with the same "
+    "story by hand) into DIR and stop; nothing else is done.",
+)
 @click.option("--states", type=click.IntRange(2, 51), default=51, hidden=True)
 @click.option(
     "--example-dir",
@@ -230,7 +251,9 @@ def _expect_refusal(session: Session, what: str, record: SignedRecord, code: str
     default=None,
     hidden=True,
 )
-def demo(data_dir: Path, port: int, states: int, example_dir: Path | None) -> None:
+def demo(
+    data_dir: Path, port: int, export_dir: Path | None, states: int, example_dir: Path | None
+) -> None:
     """Run the Paris Call example on a fresh local log.
 
     Starts a server, registers 62 demo signatories (51 fictional states, 5 companies
@@ -245,7 +268,11 @@ def demo(data_dir: Path, port: int, states: int, example_dir: Path | None) -> No
       ledger demo --data-dir paris-demo
       ledger serve --data-dir paris-demo --origin localhost/ledger-demo --port 8001
       ledger statements --server http://127.0.0.1:8001
+      ledger demo --export-example paris-call      # the example's files, to try by hand
     """
+    if export_dir is not None:
+        export_example(export_dir)
+        return
     example = load_example(example_dir or EXAMPLE, states)
     _check_fresh(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -311,7 +338,7 @@ def _run(
     if len(authors) != 2:
         raise InputError("the example must name exactly two authors (demo column)")
 
-    _step(2, total, f"registering {len(rows)} demo signatories")
+    _step(2, total, f"registering {counted(len(rows), 'demo signatory', 'demo signatories')}")
     t0 = now()
     registered = submit_batches(
         session,
@@ -341,7 +368,7 @@ def _run(
         markup=False,
     )
 
-    _step(4, total, f"{len(rows)} endorsements")
+    _step(4, total, counted(len(rows), "endorsement"))
     t1 = now()
     comments = [r.extra.get("comment") or None for r in rows]
     endorsed = submit_batches(
@@ -425,7 +452,8 @@ def _run(
             f"the server's tallies {server_tally} differ from the verified log's {mine}"
         )
     err().print(
-        f"  valid: {summary['size']} entries; the server's tallies match the verified log's",
+        f"  valid: {counted(summary['size'], 'entry', 'entries')}; the server's tallies "
+        "match the verified log's",
         markup=False,
     )
 
@@ -467,9 +495,11 @@ def _print_tallies(
     grid.add_row("total", str(summary["signatories"]), str(mine["endorsements"]))
     console = out()
     console.print(grid)
+    size = summary["size"]
+    assert isinstance(size, int)
     console.print(
-        f"statement {statement}; log of {summary['size']} entries; "
-        f"{count(registered)['logged']} registrations"
+        f"statement {statement}; log of {counted(size, 'entry', 'entries')}; "
+        f"{counted(count(registered)['logged'], 'registration')}"
     )
 
 
@@ -479,6 +509,7 @@ __all__ = [
     "EXAMPLE",
     "EXAMPLE_FILES",
     "demo",
+    "export_example",
     "free_port",
     "load_example",
     "local_server",

@@ -4,9 +4,9 @@ Commands live in modules by area: :mod:`cli.keys_cmd` (``key ...``),
 :mod:`cli.records_cmd` (``register``, ``endorse``, ``withdraw``, ``sign``,
 ``submit``), :mod:`cli.statements_cmd` (``statement ...``, ``statements``,
 ``signatory ...``), :mod:`cli.log_cmd` (``log``, ``receipt``), :mod:`cli.bulk`
-(``import-signatories``), :mod:`cli.serve_cmd` (``serve``) and :mod:`cli.demo`
-(``demo``). Others add theirs with :func:`add_command` (``ledger mirror`` comes
-from the mirror's module).
+(``import-signatories``), :mod:`cli.serve_cmd` (``serve``), :mod:`cli.demo`
+(``demo``) and :mod:`cli.completion_cmd` (``completion``). Others add theirs with
+:func:`add_command` (``ledger mirror`` comes from the mirror's module).
 
 Errors end as one line on standard error and an exit code (:mod:`cli.errors`).
 """
@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from cli.bulk import import_signatories
+from cli.completion_cmd import completion
 from cli.demo import demo
 from cli.errors import EXIT_CODES_HELP, AbortedError, from_exception
 from cli.keys_cmd import key_group
@@ -103,6 +104,7 @@ for _command in (
     mirror_cmd,
     import_signatories,
     demo,
+    completion,
 ):
     cli.add_command(_command)
 

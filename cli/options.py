@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from cli.client import DEFAULT_SERVER, DEFAULT_TIMEOUT_S
+from cli.flows import OUTPUT_FILE
 from cli.session import ServerOptions
 from ledger.verify.cli import LOG_KEY_ENV
 
@@ -108,10 +109,10 @@ def draft_options(f: F) -> F:
     return click.option(
         "--draft",
         "draft_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=OUTPUT_FILE,
         default=None,
-        help="Write the unsigned record to this file instead of signing and submitting it; "
-        "sign it with 'ledger sign', send it with 'ledger submit'.",
+        help="Write the unsigned record to this file (- for standard output) instead of "
+        "signing and submitting it; sign it with 'ledger sign', send it with 'ledger submit'.",
     )(f)
 
 

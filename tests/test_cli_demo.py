@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.bulk import read_signatories_csv
-from cli.demo import DEMO_ORIGIN, EXAMPLE, free_port, local_server
+from cli.demo import DEMO_ORIGIN, EXAMPLE, EXAMPLE_FILES, free_port, local_server
 from cli.errors import EXIT_USAGE
 from cli.main import cli as ledger_cli
 from ledger.core.entry import parse_entry
@@ -138,3 +138,13 @@ def test_every_example_row_is_a_valid_registration() -> None:
         rows = read_signatories_csv(path)
     assert {r.kind for r in rows} == {Kind.STATE, Kind.COMPANY, Kind.CIVIL_SOCIETY}
     assert sum(r.country is not None for r in rows) == 42  # the ISO user-assigned codes
+
+
+def test_export_example_copies_the_packaged_files(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "demo", "--export-example", "paris-call")
+    assert result.exit_code == 0, result.output
+    for name in EXAMPLE_FILES:
+        assert (tmp_path / "paris-call" / name).read_bytes() == (EXAMPLE / name).read_bytes()
+    assert not (tmp_path / "ledger-demo").exists()  # nothing else was done
+    again = invoke(runner, "demo", "--export-example", "paris-call")
+    assert again.exit_code == EXIT_USAGE and "refusing to overwrite" in again.stderr

@@ -260,7 +260,8 @@ def _log_keys(args: argparse.Namespace) -> list[str]:
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else e
             raise UsageError(
-                f"--log-key {value!r} is neither a verifier key nor a readable file ({reason})"
+                f"bad log key: --log-key {value!r} is neither a verifier key nor a readable "
+                f"file ({reason})"
             ) from None
     return keys
 
@@ -295,6 +296,22 @@ def _read(path: str, what: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {what} file {path}: {e.strerror or e}") from None
+
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """The word that agrees with ``n``: ``plural(1, "entry", "entries")`` is ``entry``."""
+    if n == 1:
+        return singular
+    return plural_form if plural_form is not None else singular + "s"
+
+
+def counted(n: int, singular: str, plural_form: str | None = None) -> str:
+    """``n`` (with thousands separators) and the word that agrees with it.
+
+    >>> counted(1, "signatory", "signatories"), counted(1200, "entry", "entries")
+    ('1 signatory', '1,200 entries')
+    """
+    return f"{n:,} {plural(n, singular, plural_form)}"
 
 
 def format_time_ms(ms: int) -> str:
@@ -403,13 +420,16 @@ def _print_result(out: TextIO, r: Result, location: str, *, quiet: bool, state: 
     cp = r.checkpoint
     first, last = r.previous_size, cp.size - 1
     span = f"entries {first}..{last}" if cp.size > first else "no new entries"
+    if cp.size == first + 1:
+        span = f"entry {first}"
     rate = r.signatures_checked / r.elapsed_s if r.elapsed_s > 0 else 0.0
     _say(out, f"VALID: {cp.origin} at {location}")
     _say(out, f"  checkpoint: size {cp.size}, root {b64encode(cp.root)}")
     _say(
         out,
-        f"  checked: {span} ({r.entries_checked} entries, {r.signatures_checked} signatures, "
-        f"{r.tiles_checked} tiles) in {r.elapsed_s:.2f} s ({rate:,.0f} signatures/s)",
+        f"  checked: {span} ({counted(r.entries_checked, 'entry', 'entries')}, "
+        f"{counted(r.signatures_checked, 'signature')}, {counted(r.tiles_checked, 'tile')}) "
+        f"in {r.elapsed_s:.2f} s ({rate:,.0f} signatures/s)",
     )
     if r.warnings_total:
         _say(out, f"  warnings: {r.warnings_total} (not errors)")
@@ -436,7 +456,8 @@ def _print_result(out: TextIO, r: Result, location: str, *, quiet: bool, state: 
         _say(
             out,
             f"  entry {st['index']}  {st['id'][:16]}  {st['title']!r}: "
-            f"{st['endorsements']} active endorsements ({_kinds(st['endorsements_by_kind'])})",
+            f"{counted(st['endorsements'], 'active endorsement')} "
+            f"({_kinds(st['endorsements_by_kind'])})",
         )
 
 
@@ -559,7 +580,9 @@ __all__ = [
     "EXIT_VALID",
     "LOG_KEY_ENV",
     "build_parser",
+    "counted",
     "format_time_ms",
     "main",
+    "plural",
     "read_log_key",
 ]
