@@ -20,7 +20,7 @@ code  meaning
 6     not found: the statement, signatory or entry named does not exist
 130   interrupted (Ctrl-C), or a confirmation was declined
 143   stopped by SIGTERM: the command stops as on Ctrl-C, then ends by the signal
-      (:mod:`cli.signals`; a shell reports 128 + 15)
+      (:func:`ledger.verify.cli.run_stoppable`; a shell reports 128 + 15)
 ====  ==================================================================================
 """
 

@@ -29,9 +29,9 @@ from cli.mirror_cmd import mirror_cmd
 from cli.options import OrderedGroup
 from cli.records_cmd import endorse, register, sign_cmd, submit, withdraw
 from cli.serve_cmd import serve
-from cli.signals import Terminated, run_stoppable
 from cli.statements_cmd import signatory_group, statement_group, statements
 from ledger import __version__
+from ledger.verify.cli import Terminated, run_stoppable
 
 EPILOG = (
     EXIT_CODES_HELP
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``ledger`` console script; returns the exit code.
 
     SIGTERM stops a command as Ctrl-C does, and the process then ends by that signal
-    (:mod:`cli.signals`).
+    (:func:`ledger.verify.cli.run_stoppable`, shared with ``ledger-verify``).
     """
     return run_stoppable(lambda: _main(argv))
 

@@ -1,4 +1,8 @@
-"""Long-running ``ledger`` commands stop cleanly on SIGTERM (cli/signals.py; issue 14).
+"""Long-running commands stop cleanly on SIGTERM (ledger.verify.cli.run_stoppable; issue 14).
+
+``ledger mirror --watch``, ``ledger demo`` (which must stop its server) and
+``ledger-verify log`` (which must stop its worker processes: a plain SIGTERM left them
+running forever, orphaned).
 
 The commands run as real background jobs of a non-interactive shell (``cmd &``), which
 starts them with SIGINT ignored: that is why SIGTERM, what service managers send,
@@ -27,14 +31,14 @@ WAIT_S = 60.0
 class BackgroundJob:
     """``sh -c 'COMMAND & ...; wait'``: the command's pid, and the status ``wait`` saw."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, module: str = "cli") -> None:
         self.dir = tmp_path
         self.out, self.err = tmp_path / "job.out", tmp_path / "job.err"
         self.pid_file, self.rc_file = tmp_path / "job.pid", tmp_path / "job.rc"
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         env["PYTHONPATH"] = str(ROOT)
         env["LEDGER_CONFIG_DIR"] = str(tmp_path / "config")
-        command = " ".join(_quote(a) for a in (sys.executable, "-m", "cli", *args))
+        command = " ".join(_quote(a) for a in (sys.executable, "-m", module, *args))
         script = (
             f"{command} >{_quote(str(self.out))} 2>{_quote(str(self.err))} & "
             f"echo $! >{_quote(str(self.pid_file))}; wait $!; echo $? >{_quote(str(self.rc_file))}"
@@ -145,3 +149,32 @@ def test_demo_stops_its_server_on_sigterm(tmp_path: Path) -> None:
     err = job.stderr()
     assert "ledger: error: stopped by SIGTERM" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_verify_stops_its_workers_on_sigterm(tmp_path: Path) -> None:
+    f = LogFactory(seed="big")
+    f.grow(20_000)  # about 4 s to verify with 2 workers here: time to stop it halfway
+    log = f.write(tmp_path / "log")
+    job = BackgroundJob(
+        tmp_path, "log", str(log), "--log-key", f.log_key.vkey, "--jobs", "2",
+        module="ledger.verify.cli",
+    )  # fmt: skip
+    workers: list[int] = []
+    try:
+        found = _wait_for(lambda: len(_children(job.pid)) >= 2 and _children(job.pid), "workers")
+        assert isinstance(found, list)
+        workers.extend(found)
+        time.sleep(0.3)
+        assert job.alive(), "verified before it could be stopped"
+        os.kill(job.pid, signal.SIGTERM)
+        assert job.status() == 128 + signal.SIGTERM
+        for pid in workers:
+            assert _wait_for(lambda pid=pid: _gone(pid), f"worker {pid} to stop", timeout=20)
+    finally:
+        job.kill()
+        for pid in workers:  # orphans, if the test failed
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert "ledger-verify: stopped by SIGTERM" in job.stderr()
+    assert "Traceback" not in job.stderr() and "VALID" not in job.stdout()

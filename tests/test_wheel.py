@@ -192,7 +192,7 @@ def test_the_wheel_installed_in_a_fresh_venv(tmp_path: Path) -> None:
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert '"valid":true' in verified.stdout
         # SIGTERM: a graceful shutdown, then the process ends by that signal, as
-        # uvicorn (and every ledger command, cli/signals.py) does.
+        # uvicorn (and every ledger command, ledger.verify.cli.run_stoppable) does.
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == -signal.SIGTERM
     finally:

@@ -13,19 +13,34 @@ Conventions, as minisign, age and cosign have them:
   the key (or its file).
 - ``-`` in place of an input file is standard input (at most one of them).
 - Times shown to people are ISO 8601 dates in UTC (:func:`format_time_ms`); ``--json``
-  keeps the Unix milliseconds of the format.
+  keeps the Unix milliseconds of the format. Counts agree in number (:func:`counted`).
+- SIGTERM stops the command as Ctrl-C (SIGINT) does (:func:`run_stoppable`). Service
+  managers stop a process with SIGTERM, and a shell starts its background jobs with
+  SIGINT ignored (it stays ignored: the shell asked for that). While the command runs,
+  SIGTERM raises :class:`Terminated`, a :class:`KeyboardInterrupt`, in the main thread:
+  ``finally`` blocks run (``ledger-verify`` stops its worker processes, which a plain
+  SIGTERM left running forever; ``ledger demo`` stops its server; a mirror keeps the
+  consistent copy it always has), and the command prints its one line. A second
+  SIGTERM during that cleanup is not raised again (SIGKILL remains for a hung one).
+  Then, as the Unix convention for a process stopped by a signal asks (and as uvicorn
+  does for ``ledger serve``), the process ends *by* that signal, its default action
+  restored: a shell sees status 143 (128 + 15), and systemd counts it a clean stop.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from ledger import __version__
@@ -66,6 +81,8 @@ exit codes:
   2  usage error, or a source, key, policy, state or input file could not be read
   3  fork: the log's checkpoint is not consistent with the one verified before
      (log --state), or the evidence file proves a fork (evidence)
+130  interrupted (Ctrl-C)
+143  stopped by SIGTERM (kill PID): workers stopped, then ended by that signal
 
 environment:
   LEDGER_LOG_KEY  the log key (or its file) when neither --log-key nor --policy is given
@@ -212,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ledger-verify``; return the exit code."""
+    """Run ``ledger-verify``; return the exit code (SIGTERM: see :func:`run_stoppable`)."""
+    return run_stoppable(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -228,9 +249,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         _say(sys.stderr, f"ledger-verify: error: {e}")
         return EXIT_USAGE
+    except Terminated as e:
+        _say(sys.stderr, f"ledger-verify: stopped by {e}")
+        return 128 + e.signum
     except KeyboardInterrupt:
         _say(sys.stderr, "ledger-verify: interrupted")
         return 130
+
+
+# --- stopping on SIGTERM (the module docstring) ------------------------------------------
+
+#: The signals that stop a command as Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM,)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when a stop signal arrives."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run_stoppable(run: Callable[[], int]) -> int:
+    """``run()`` with SIGTERM raising :class:`Terminated`; return its exit code.
+
+    If a stop signal arrived, the process then ends by that signal (this function
+    does not return). Outside the main thread, ``run()`` runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return run()
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise Terminated(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        code = run()
+    except Terminated:  # raised outside the command's own handling (before or after it)
+        code = 128 + received[0]
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if received:
+        _end_by(received[0])
+    return code
+
+
+def _end_by(signum: int) -> None:
+    """End the process by ``signum`` with its default action (no return)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    with contextlib.suppress(OSError):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    signal.raise_signal(signum)
+    raise SystemExit(128 + signum)  # pragma: no cover - the signal ended the process
 
 
 # --- trust -----------------------------------------------------------------------------
@@ -579,10 +657,13 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_VALID",
     "LOG_KEY_ENV",
+    "STOP_SIGNALS",
+    "Terminated",
     "build_parser",
     "counted",
     "format_time_ms",
     "main",
     "plural",
     "read_log_key",
+    "run_stoppable",
 ]
