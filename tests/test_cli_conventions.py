@@ -268,6 +268,14 @@ def test_text_file_and_out_may_be_dashes(run: Run, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("-"))  # no file named "-"
 
 
+def test_import_signatories_reads_standard_input(run: Run) -> None:
+    # Every row is checked before any network: the error names standard input's line.
+    bad = "name,kind\nDemo A,state\n,company\n"
+    result = run("import-signatories", "-", "--server", "http://127.0.0.1:9", input=bad)
+    assert result.exit_code == EXIT_USAGE
+    assert "standard input, line 3: empty name" in result.stderr
+
+
 # --- shell completion ---------------------------------------------------------------------
 
 
