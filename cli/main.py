@@ -74,7 +74,7 @@ class LedgerGroup(OrderedGroup):
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, prog_name="ledger")
+@click.version_option(__version__, prog_name="ledger", message="%(prog)s %(version)s")
 def cli() -> None:
     """Endorsement Ledger: sign, submit and check endorsements in a public, verifiable log.
 
