@@ -54,6 +54,7 @@ from cli.config import Pins
 from cli.errors import InputError, RefusedError, UnreachableError, VerifyError
 from cli.flows import read_text_file, write_new_file
 from cli.output import counted, err, out, progress, table
+from cli.serve_cmd import require_server_extra
 from cli.session import ServerOptions, Session, open_session
 from cli.submit import (
     BatchOutcome,
@@ -273,6 +274,7 @@ def demo(
     if export_dir is not None:
         export_example(export_dir)
         return
+    require_server_extra("ledger demo")  # it runs ledger serve
     example = load_example(example_dir or EXAMPLE, states)
     _check_fresh(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import csv
 import importlib.resources
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,13 @@ def test_export_example_copies_the_packaged_files(runner: CliRunner, tmp_path: P
     assert not (tmp_path / "ledger-demo").exists()  # nothing else was done
     again = invoke(runner, "demo", "--export-example", "paris-call")
     assert again.exit_code == EXIT_USAGE and "refusing to overwrite" in again.stderr
+
+
+def test_demo_without_the_server_extra_names_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "api.settings", None)  # as in a [cli]-only install
+    result = invoke(runner, "demo", "--data-dir", tmp_path / "d", "--states", STATES)
+    assert result.exit_code == EXIT_USAGE
+    assert "pip install 'endorsement-ledger[server]'" in result.stderr
+    assert not (tmp_path / "d").exists()
