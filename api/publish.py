@@ -41,7 +41,7 @@ from ledger.core import merkle, tiles
 from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
 from ledger.core.errors import LedgerError
 from ledger.core.note import parse_note
-from ledger.mirror.sync import DIR_MODE, LayoutWriter, clean_staging, new_paths
+from ledger.mirror.layout import DIR_MODE, LayoutWriter, clean_staging, new_paths
 
 logger = logging.getLogger("api.publish")
 

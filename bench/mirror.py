@@ -27,7 +27,8 @@ from pathlib import Path
 from bench.rows import row as _row
 from ledger.mirror.sync import Mirror
 from ledger.verify.source import DirectorySource
-from ledger.verify.verifier import Trust, verify_log
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 from tests.logfactory import LogFactory
 
 #: The goal for a full sync, entries per second with verification (2 cores).

@@ -9,8 +9,6 @@ such an argument, :func:`read_input` reads one, :func:`write_new_file` and
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from cli.output import note
 from cli.session import ServerOptions, Session, open_session
 from ledger.core.errors import LedgerError
 from ledger.core.records import SignedRecord, parse_record
+from ledger.durable import write_atomic, write_new
 
 _HEX = frozenset("0123456789abcdef")
 MIN_PREFIX = 6
@@ -136,13 +135,13 @@ def _to_stdout(data: bytes) -> None:
 
 
 def write_new_file(path: Path, data: bytes, *, what: str) -> None:
-    """Create ``path``; refuse to replace an existing file. ``-`` is standard output."""
+    """Create ``path`` durably (:func:`ledger.durable.write_new`); never replace a file.
+    ``-`` is standard output."""
     if is_stdio(path):
         _to_stdout(data)
         return
     try:
-        with open(path, "xb") as f:
-            f.write(data)
+        write_new(path, data)
     except FileExistsError:
         raise InputError(
             f"{path} already exists; refusing to overwrite it with the {what}"
@@ -152,22 +151,15 @@ def write_new_file(path: Path, data: bytes, *, what: str) -> None:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically (a draft being signed). ``-`` is standard output."""
+    """Replace ``path`` atomically and durably (a draft being signed). ``-`` is standard
+    output."""
     if is_stdio(path):
         _to_stdout(data)
         return
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def write_draft(path: Path, record: SignedRecord) -> None:

@@ -30,12 +30,12 @@ from cli.options import (
 from cli.output import emit_json, note, warn
 from cli.session import ServerOptions
 from cli.submit import draft_of, now, report, sign, signatory_of, submit_record
-from keys.export import make_vkey
 from keys.passphrase import resolve_passphrase
 from keys.signer import Signer
 from keys.ssh import import_ssh_key, ssh_key_is_encrypted
 from ledger.core.ed25519 import key_hash
 from ledger.core.encoding import b64encode
+from ledger.core.note import make_vkey
 from ledger.core.records import Revocation, Rotation
 
 KEY_PATH = click.Path(dir_okay=False, path_type=Path)

@@ -22,6 +22,7 @@ import click
 from cli.bulk import import_signatories
 from cli.completion_cmd import completion
 from cli.demo import demo
+from cli.domain_cmd import domain_group
 from cli.errors import EXIT_CODES_HELP, AbortedError, from_exception
 from cli.keys_cmd import key_group
 from cli.log_cmd import log_cmd, receipt_cmd
@@ -100,6 +101,7 @@ for _command in (
     submit,
     receipt_cmd,
     signatory_group,
+    domain_group,
     log_cmd,
     mirror_cmd,
     import_signatories,

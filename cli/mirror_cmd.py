@@ -1,4 +1,6 @@
-"""``ledger mirror``: keep a verified static copy of a log (:mod:`ledger.mirror.sync`).
+"""``ledger mirror``: keep a verified static copy of a log (:mod:`ledger.mirror.sync`),
+and its readable site (:mod:`ledger.mirror.site.build`), built from the state each sync
+verified.
 
 Exit codes are the verifier's (``ledger-verify``), not those of the other
 ``ledger`` commands, since a mirror is a verifier that also publishes: 0 the
@@ -20,10 +22,13 @@ from cli.config import read_vkey_option
 from cli.errors import CliError
 from ledger.core.errors import LedgerError
 from ledger.core.note import Ed25519Verifier
-from ledger.mirror.sync import Mirror, MirrorError, MirrorForkError, SyncResult
+from ledger.mirror.directory import MirrorError
+from ledger.mirror.site.build import Site
+from ledger.mirror.sync import Mirror, MirrorForkError, SyncResult
 from ledger.verify.cli import EXIT_FORK, EXIT_INVALID, EXIT_USAGE, EXIT_VALID
+from ledger.verify.pipeline import default_jobs
 from ledger.verify.source import DEFAULT_TIMEOUT_S, Source, SourceError, open_source
-from ledger.verify.verifier import Trust, default_jobs
+from ledger.verify.trust import Trust
 
 EXIT_INTERRUPTED = 130
 
@@ -92,16 +97,7 @@ def _report(r: SyncResult, origin: str) -> str:
     return f"{origin}: up to date at size {r.size}"
 
 
-def _site(directory: Path, trust: Trust, vkeys: list[str]) -> None:
-    # Imported when used: the site is optional for the mirror itself.
-    from ledger.mirror.site import build_site  # noqa: PLC0415
-
-    build_site(directory, origin=trust.origin, vkeys=vkeys)
-
-
-def _sync(
-    mirror: Mirror, source: Source, trust: Trust, *, site: bool, vkeys: list[str], first: bool
-) -> int:
+def _sync(mirror: Mirror, source: Source, trust: Trust, *, site: Site | None, first: bool) -> int:
     """One sync; returns its exit code (reports on standard output or error)."""
     try:
         result = mirror.sync(source)
@@ -121,11 +117,16 @@ def _sync(
         _say(f"  error code: {e.code}; nothing was published (size {mirror.size})", err=True)
         return EXIT_INVALID
     _say(_report(result, trust.origin))
-    wants_site = site and mirror.size > 0
-    if wants_site and (first or result.changed or not (mirror.root / "index.html").exists()):
+    state = mirror.state
+    if (
+        site is not None
+        and state is not None
+        and state.size > 0
+        and (first or result.changed or not (mirror.root / "index.html").exists())
+    ):
         try:
-            _site(mirror.root, trust, vkeys)
-        except (LedgerError, OSError, ImportError) as e:
+            site.update(state)  # from the state the sync verified: nothing is replayed
+        except (LedgerError, OSError) as e:
             _say(f"ledger mirror: the static site was not built: {e}", err=True)
             return EXIT_INVALID
     return EXIT_VALID
@@ -195,9 +196,10 @@ def mirror_cmd(
     code = EXIT_VALID
     try:
         with Mirror(directory, trust, jobs=jobs or default_jobs()) as mirror:
+            site = None if no_site else Site(mirror.root, vkeys)
             first = True
             while True:
-                code = _sync(mirror, src, trust, site=not no_site, vkeys=vkeys, first=first)
+                code = _sync(mirror, src, trust, site=site, first=first)
                 first = False
                 # Following a log, a bad answer may be transient: try again next time.
                 # A fork is not: stop there.

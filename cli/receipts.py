@@ -6,7 +6,7 @@ the entry bytes it proves (docs/spec.md, "Receipts"): ``entry-17.tlog-proof`` an
 entry-17.txt --log-key VKEY`` takes.
 
 Before saving, :func:`check_receipt` runs the verifier's own receipt check
-(``ledger.verify.verifier.verify_receipt_file``: checkpoint signature by the trusted log key,
+(``ledger.verify.receipts.verify_receipt_file``: checkpoint signature by the trusted log key,
 origin, inclusion proof of the entry's leaf hash, the entry parsed strictly and its
 signatures), and then checks that the entry holds the record that was submitted, at
 the index the server announced. Anything else is a :class:`~cli.errors.VerifyError`
@@ -15,9 +15,6 @@ the index the server announced. Anything else is a :class:`~cli.errors.VerifyErr
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +23,9 @@ from ledger.core import merkle
 from ledger.core.errors import LedgerError
 from ledger.core.receipt import parse_receipt
 from ledger.core.records import SignedRecord
-from ledger.verify.verifier import ReceiptResult, Trust, verify_receipt_file
+from ledger.durable import write_atomic
+from ledger.verify.receipts import ReceiptResult, verify_receipt_file
+from ledger.verify.trust import Trust
 
 RECEIPT_SUFFIX = ".tlog-proof"
 
@@ -104,19 +103,6 @@ def check_receipt(
     return result
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 def _may_replace(path: Path, index: int) -> bool:
     """A file may be replaced only by a receipt of the same entry (a newer checkpoint)."""
     try:
@@ -153,8 +139,8 @@ def save_receipt(
         )
     try:
         receipt_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(entry_path, entry)
-        _write_atomic(receipt_path, receipt)
+        write_atomic(entry_path, entry)
+        write_atomic(receipt_path, receipt)
     except OSError as e:
         raise InputError(f"cannot save the receipt in {receipt_path}: {e.strerror or e}") from None
     assert result.entry is not None

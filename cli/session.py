@@ -24,7 +24,7 @@ from cli.config import Pins, check_vkey, read_vkey_option
 from cli.errors import VerifyError
 from cli.output import loud_warning, note
 from ledger.core.errors import LedgerError
-from ledger.verify.verifier import Trust
+from ledger.verify.trust import Trust
 
 
 @dataclass(frozen=True)

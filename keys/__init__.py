@@ -24,7 +24,7 @@ from keys.errors import (
     UnsupportedKeyTypeError,
     WrongPassphraseError,
 )
-from keys.export import key_hash, key_id, make_vkey, public_key_b64, public_key_bytes
+from keys.export import public_key_b64, public_key_bytes
 from keys.keyfile import (
     InsecureKeyFileWarning,
     check_key_file_permissions,
@@ -60,11 +60,8 @@ __all__ = [
     "generate_private_key",
     "import_ssh_key",
     "key_file_is_encrypted",
-    "key_hash",
-    "key_id",
     "load_or_create_log_key",
     "load_private_key",
-    "make_vkey",
     "public_key_b64",
     "public_key_bytes",
     "read_ssh_private_key",

@@ -26,11 +26,8 @@ with ``strict_permissions=True``. Errors name the file, never key bytes.
 from __future__ import annotations
 
 import binascii
-import contextlib
-import errno
 import os
 import re
-import secrets
 import stat
 import warnings
 
@@ -52,6 +49,7 @@ from keys.errors import (
     WrongPassphraseError,
 )
 from keys.pkcs8 import DEFAULT_WORK_FACTOR, encrypt_pkcs8
+from ledger.durable import write_new
 
 StrPath = str | os.PathLike[str]
 
@@ -66,8 +64,6 @@ _OTHER_PRIVATE = {
     "EC PRIVATE KEY": "an EC",
     "DSA PRIVATE KEY": "a DSA",
 }
-# errno values by which link(2) says "no hard links here".
-_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
 
 
 class InsecureKeyFileWarning(UserWarning):
@@ -218,64 +214,21 @@ def save_private_key(
 
 
 def write_new_secret_file(path: StrPath, data: bytes) -> None:
-    """Create ``path`` with mode 0600 holding ``data``, durably; never replace a file."""
+    """Create ``path`` with mode 0600 holding ``data``, durably; never replace a file.
+
+    :func:`ledger.durable.write_new`: of two racing writers exactly one wins.
+    """
     target = os.path.abspath(os.fspath(path))
-    directory, name = os.path.split(target)
-    if os.path.lexists(target):  # the early, friendly check; link() is the real guard
-        raise KeyFileExistsError(f"{target} already exists; refusing to overwrite a key file")
-    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
     try:
-        _write_exclusive(tmp, data)
+        write_new(target, data, mode=KEY_FILE_MODE)
+    except FileExistsError:
+        raise KeyFileExistsError(
+            f"{target} already exists; refusing to overwrite a key file"
+        ) from None
     except FileNotFoundError:
         raise KeyFileError(f"cannot create {target}: directory does not exist") from None
     except OSError as e:
         raise KeyFileError(f"cannot create {target}: {e.strerror}") from None
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise KeyFileExistsError(
-            f"{target} already exists; refusing to overwrite a key file"
-        ) from None
-    except OSError as e:
-        if e.errno not in _NO_LINKS:
-            raise KeyFileError(f"cannot create {target}: {e.strerror}") from None
-        _write_in_place(target, data)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_directory(directory)
-
-
-def _write_exclusive(path: str, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = os.open(path, flags, KEY_FILE_MODE)
-    try:
-        os.fchmod(fd, KEY_FILE_MODE)  # the umask may have removed bits; 0600 exactly
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_in_place(target: str, data: bytes) -> None:
-    try:
-        _write_exclusive(target, data)
-    except FileExistsError:
-        raise KeyFileExistsError(
-            f"{target} already exists; refusing to overwrite a key file"
-        ) from None
-    except OSError as e:
-        raise KeyFileError(f"cannot create {target}: {e.strerror}") from None
-
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _loose_mode_message(source: str, mode: int) -> str:

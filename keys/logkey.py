@@ -28,10 +28,10 @@ and the other, finding the name taken, loads the winner's complete file.
 from __future__ import annotations
 
 from keys.errors import KeyFileExistsError, KeyFileNotFoundError
-from keys.export import check_key_name
 from keys.keyfile import StrPath, generate_private_key, save_private_key
 from keys.pkcs8 import DEFAULT_WORK_FACTOR
 from keys.signer import Signer
+from ledger.core.note import check_key_name
 
 
 def load_or_create_log_key(

@@ -17,11 +17,13 @@ from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from keys.export import check_key_name, key_hash, key_id, make_vkey, public_key_bytes
+from keys.export import public_key_bytes
 from keys.keyfile import StrPath, generate_private_key, load_private_key, save_private_key
 from keys.pkcs8 import DEFAULT_WORK_FACTOR
+from ledger.core.ed25519 import key_hash
 from ledger.core.encoding import b64encode
 from ledger.core.errors import FormatError
+from ledger.core.note import check_key_name, key_id, make_vkey
 
 SEED_LEN = 32
 

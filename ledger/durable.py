@@ -21,7 +21,11 @@ and 4, the target is the new file or, after a power loss, the old one, never a m
 
 Directories that must exist durably are made with :func:`make_dirs` (each created
 level is fsynced in its parent), and a set of files written without their own
-directory sync (a staging area, a tile tree) is made durable by :func:`sync_dirs`.
+directory sync (``sync_parent=False``: a staging area, a tile tree, a site of many
+pages) is made durable by one :func:`sync_dirs` over their directories afterwards:
+step 4 once per directory rather than once per file. Until then a power loss may
+roll back any of those names (each file is still whole: steps 1-3 are done).
+:func:`remove_temporaries` removes the strays a crash before step 3 left.
 """
 
 from __future__ import annotations
@@ -29,12 +33,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["make_dirs", "sync_dir", "sync_dirs", "write_atomic", "write_new"]
+__all__ = [
+    "is_temporary",
+    "make_dirs",
+    "remove_temporaries",
+    "sync_dir",
+    "sync_dirs",
+    "write_atomic",
+    "write_new",
+]
 
 StrPath = str | os.PathLike[str]
 #: What to write: bytes, or a function that writes to the open binary file.
@@ -42,7 +55,7 @@ Content = bytes | Callable[[BinaryIO], None]
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 #: link() is not supported here (some network or FUSE file systems).
-_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
 
 
 def sync_dir(directory: StrPath) -> None:
@@ -77,6 +90,32 @@ def make_dirs(directory: StrPath, mode: int = 0o755) -> None:
         sync_dir(level.parent)
 
 
+#: The name of a temporary file of :func:`_write_temp`: ``.<name>.<16 hex digits>.tmp``.
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` (a file name, no directory) is that of a temporary file of this module."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
+def remove_temporaries(directory: StrPath) -> list[str]:
+    """Remove the temporary files that crashed writes left in ``directory`` (not in its
+    subdirectories); return their names, sorted. A missing directory has none."""
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if is_temporary(name) and os.path.isfile(path) and not os.path.islink(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            removed.append(name)
+    return removed
+
+
 def _write_temp(target: Path, content: Content, mode: int) -> Path:
     """Steps 1 and 2: a fully written, fsynced temporary file beside ``target``."""
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
@@ -97,8 +136,13 @@ def _write_temp(target: Path, content: Content, mode: int) -> Path:
     return tmp
 
 
-def write_atomic(path: StrPath, content: Content, mode: int = 0o644) -> None:
-    """Replace ``path`` by ``content`` durably: readers see the old file or the new one."""
+def write_atomic(
+    path: StrPath, content: Content, mode: int = 0o644, *, sync_parent: bool = True
+) -> None:
+    """Replace ``path`` by ``content`` durably: readers see the old file or the new one.
+
+    With ``sync_parent=False`` step 4 is left to the caller (:func:`sync_dirs`).
+    """
     target = Path(os.path.abspath(os.fspath(path)))
     tmp = _write_temp(target, content, mode)
     try:
@@ -107,16 +151,20 @@ def write_atomic(path: StrPath, content: Content, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    sync_dir(target.parent)
+    if sync_parent:
+        sync_dir(target.parent)
 
 
-def write_new(path: StrPath, content: Content, mode: int = 0o644) -> None:
+def write_new(
+    path: StrPath, content: Content, mode: int = 0o644, *, sync_parent: bool = True
+) -> None:
     """Create ``path`` holding ``content`` durably; never replace an existing file.
 
     Raises :class:`FileExistsError` if ``path`` exists (also when another writer
     creates it first). Where the file system has no hard links, it falls back to an
     exclusive create of ``path`` itself, which is still never a replacement but can
-    leave a partial file after a crash.
+    leave a partial file after a crash. With ``sync_parent=False`` step 4 is left to
+    the caller (:func:`sync_dirs`).
     """
     target = Path(os.path.abspath(os.fspath(path)))
     if os.path.lexists(target):  # the early, cheap check; link() is the real guard
@@ -136,4 +184,5 @@ def write_new(path: StrPath, content: Content, mode: int = 0o644) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    sync_dir(target.parent)
+    if sync_parent:
+        sync_dir(target.parent)

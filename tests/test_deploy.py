@@ -46,7 +46,9 @@ from ledger.core.errors import FormatError
 from ledger.core.note import parse_vkey
 from ledger.core.records import MAX_RECORD_SIZE
 from ledger.core.rules import DEFAULT_MAX_AGE_S, MAX_FUTURE_SKEW_S
-from ledger.mirror.site import build_site
+from ledger.mirror.site.build import build_site
+from ledger.mirror.sync import Mirror
+from ledger.verify.verifier import Trust
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -1235,7 +1237,8 @@ def test_nginx_serves_a_mirror_that_ledger_verify_accepts(world_readable_dir: Pa
     f.grow(300)  # one full bundle and tile, partial ones after
     mirror = f.write(world_readable_dir / "mirror")
     (mirror / "state.json").write_text("{}")  # something that must not be served
-    build_site(mirror, origin=f.origin, vkeys=[f.log_key.vkey])  # what `ledger mirror` adds
+    with Mirror(mirror, Trust.from_vkeys([f.log_key.vkey])) as m:  # what `ledger mirror` adds
+        build_site(mirror, m.state, [f.log_key.vkey])
     for p in [mirror, *mirror.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     port = _free_port()

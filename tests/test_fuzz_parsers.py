@@ -55,11 +55,12 @@ from ledger.core.records import (
     parse_record_strict,
     verify_signatures,
 )
-from ledger.core.state import MemoryState
 from ledger.core.tiles import decode_bundle, parse_tile_path
+from ledger.verify import statecodec
 from ledger.verify.source import DirectorySource
-from ledger.verify.statefile import FORMAT_V1, VerifierState
-from ledger.verify.verifier import Trust, verify_log
+from ledger.verify.statefile import VerifierState
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 
 EXAMPLES = 8 * int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "25"))
 VECTORS = Path(__file__).parent / "vectors"
@@ -438,17 +439,8 @@ def _sealed(header: object, body: bytes) -> bytes:
     return line + body + hashlib.sha256(line + body).digest()
 
 
-def _v1(data: bytes) -> str:
-    """The v1 (JSON) state file of an older release holding the same state."""
-    state = VerifierState.from_bytes(data)
-    header, _ = _header_and_body(data)
-    del header["body_length"]
-    doc = {**header, "format": FORMAT_V1, "replay": state.replay.to_dict()}
-    return json.dumps(doc)
-
-
 @FUZZ
-@given(raw=inputs([LOG.state, _v1(LOG.state).encode()]))
+@given(raw=inputs([LOG.state]))
 def test_state_file(raw: bytes) -> None:
     only_ledger_errors(lambda: VerifierState.from_bytes(raw))
 
@@ -456,11 +448,10 @@ def test_state_file(raw: bytes) -> None:
 @FUZZ
 @given(data=st.data())
 def test_state_file_fields(data: st.DataObject) -> None:
-    """A state file whose fields hold other JSON values is refused cleanly: the
-    header of a v2 file (resealed, so that its hash is right) or any member of a v1 one."""
+    """A state file whose header fields hold other JSON values is refused cleanly
+    (resealed, so that its hash is right)."""
     header, body = _header_and_body(LOG.state)
-    v1 = data.draw(st.booleans())
-    doc: Any = json.loads(_v1(LOG.state)) if v1 else header
+    doc: Any = header
     value = data.draw(
         st.none()
         | st.booleans()
@@ -475,7 +466,7 @@ def test_state_file_fields(data: st.DataObject) -> None:
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    raw = json.dumps(doc).encode() if v1 else _sealed(doc, body)
+    raw = _sealed(doc, body)
     only_ledger_errors(lambda: VerifierState.from_bytes(raw))
 
 
@@ -487,7 +478,7 @@ def test_state_file_body(body: bytes, fit: bool) -> None:
     if fit:
         header["body_length"] = len(body)
     only_ledger_errors(lambda: VerifierState.from_bytes(_sealed(header, body)))
-    only_ledger_errors(lambda: MemoryState.from_bytes(body))
+    only_ledger_errors(lambda: statecodec.decode(body))
 
 
 def _paths(doc: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -510,7 +501,3 @@ def test_state_file_size_must_be_a_json_integer(size: object) -> None:
     header["size"] = size
     with pytest.raises(LedgerError, match="state file is damaged"):
         VerifierState.from_bytes(_sealed(header, body))
-    doc = json.loads(_v1(LOG.state))
-    doc["size"] = size
-    with pytest.raises(LedgerError, match="state file is damaged"):
-        VerifierState.from_bytes(json.dumps(doc).encode())

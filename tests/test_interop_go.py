@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.signer import Signer
 from ledger.core import merkle
-from ledger.core.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from ledger.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger.core.encoding import b64encode
 from ledger.core.errors import SignatureError
 from ledger.core.note import (
@@ -392,7 +392,7 @@ def test_we_open_a_checkpoint_go_signed(
     both = open_note(data, [verifier, parse_vkey(other_vkey)])
     assert len(both.verified) == 2
 
-    parsed, _ = verify_checkpoint(data, [verifier], "go.example/log")
+    parsed, _ = open_checkpoint(data, [verifier], "go.example/log")
     assert parsed == cp
 
     # A flipped bit in Go's signature is a known key's bad signature: rejected.

@@ -47,11 +47,8 @@ from keys import (
     generate_private_key,
     import_ssh_key,
     key_file_is_encrypted,
-    key_hash,
-    key_id,
     load_or_create_log_key,
     load_private_key,
-    make_vkey,
     public_key_b64,
     read_ssh_private_key,
     resolve_passphrase,
@@ -59,7 +56,9 @@ from keys import (
     ssh_key_is_encrypted,
 )
 from keys.pkcs8 import DEFAULT_WORK_FACTOR
+from ledger.core.ed25519 import key_hash
 from ledger.core.errors import FormatError
+from ledger.core.note import check_key_name, key_id, make_vkey
 
 FAST = 10  # scrypt N = 2^10: keeps tests quick; the default (2^17) is tested once
 PASSPHRASE = b"correct horse battery staple"
@@ -796,3 +795,23 @@ def test_log_key_race_between_processes(tmp_path: Path) -> None:
         outputs.append(out.decode().strip())
     assert len(set(outputs)) == 1
     assert Signer.load(path, None).public_key.hex() == outputs[0]
+
+
+@pytest.mark.parametrize("name", ["ok\x7fname", "ok\x85name", "a\tb", "a b", "a+b", ""])
+def test_key_names_follow_the_one_signed_note_rule(name: str) -> None:
+    """keys/ has no key-name rule of its own: it accepts exactly what ledger.core.note does.
+
+    C2SP signed-note forbids only controls below U+0020, spaces and '+': DEL is allowed.
+    """
+    try:
+        check_key_name(name)
+        core_accepts = True
+    except FormatError:
+        core_accepts = False
+    try:
+        Signer.generate(name=name)
+        keys_accepts = True
+    except FormatError:
+        keys_accepts = False
+    assert keys_accepts == core_accepts
+    assert core_accepts == (name in ("ok\x7fname",))

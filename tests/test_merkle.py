@@ -29,10 +29,14 @@ from ledger.core.merkle import (
     EMPTY_ROOT,
     CompactRange,
     MemoryHashStore,
+    consistency_path_roots,
     consistency_proof,
     inclusion_proof,
+    is_power_of_two,
     leaf_hash,
     node_hash,
+    root_from_consistency_proof,
+    root_from_inclusion_proof,
     root_from_leaf_hashes,
     split_stored_hash_index,
     stored_hash_count,
@@ -493,3 +497,100 @@ def test_vector_proofs_are_the_ones_we_generate() -> None:
             store = small if c["size2"] <= 8 else big
             proof = consistency_proof(c["size1"], c["size2"], store)
             assert [base64.b64encode(p).decode() for p in proof] == c["proof"], c["name"]
+
+
+# --- root_from_* against the recursive definitions, exhaustively -------------------
+
+ROOT_FROM_SIZES = 64
+REF_TREE = GEN.Tree([f"leaf {i}".encode() for i in range(ROOT_FROM_SIZES)])
+OTHER = leaf_hash(b"not in the tree")
+
+
+def _mutations(proof: list[bytes]) -> list[list[bytes]]:
+    """The proof, each hash replaced in turn, one hash short, one too many."""
+    out = [[*proof[:i], OTHER, *proof[i + 1 :]] for i in range(len(proof))]
+    return [*out, proof[:-1], [*proof, OTHER]]
+
+
+def test_reference_tree_is_ours() -> None:
+    assert REF_TREE.hashes == LEAVES[:ROOT_FROM_SIZES]
+
+
+def test_root_from_inclusion_proof_every_leaf_up_to_64() -> None:
+    for size in range(1, ROOT_FROM_SIZES + 1):
+        for index in range(size):
+            proof = REF_TREE.path(index, 0, size)
+            assert proof == inclusion_proof(index, size, STORE)
+            leaf = LEAVES[index]
+            assert root_from_inclusion_proof(leaf, index, size, proof) == REF_TREE.mth(0, size)
+            # Whatever the proof and the leaf, the root is the one the definition gives,
+            # or, where the definition gives none, ProofError.
+            for claim_leaf, claim in [(OTHER, proof)] + [(leaf, p) for p in _mutations(proof)]:
+                want = GEN.inclusion_root(index, size, claim_leaf, claim)
+                if want is None:
+                    with pytest.raises(ProofError):
+                        root_from_inclusion_proof(claim_leaf, index, size, claim)
+                else:
+                    assert root_from_inclusion_proof(claim_leaf, index, size, claim) == want
+        with pytest.raises(ProofError):
+            root_from_inclusion_proof(LEAVES[0], size, size, [])
+
+
+def test_root_from_consistency_proof_every_pair_up_to_64() -> None:
+    for new in range(1, ROOT_FROM_SIZES + 1):
+        new_root = REF_TREE.mth(0, new)
+        for old in range(1, new + 1):
+            old_root = REF_TREE.mth(0, old)
+            proof = REF_TREE.proof(old, new)
+            assert proof == consistency_proof(old, new, STORE)
+            assert root_from_consistency_proof(old, new, old_root, proof) == new_root
+            for claim in _mutations(proof) if proof else [[OTHER]]:
+                want = GEN.consistency_roots(old, new, claim, old_root, True)
+                if want is None:
+                    with pytest.raises(ProofError) as e:
+                        root_from_consistency_proof(old, new, old_root, claim)
+                    assert not isinstance(e.value, RootMismatchError)
+                elif want[0] != old_root:
+                    with pytest.raises(RootMismatchError):
+                        root_from_consistency_proof(old, new, old_root, claim)
+                else:
+                    assert root_from_consistency_proof(old, new, old_root, claim) == want[1]
+            # A wrong old root never leads to the new root: the proof does not lead back
+            # to it, or (the old tree a complete subtree, which the proof leaves out)
+            # it leads to another new root. Equal sizes give the old root back.
+            if old == new:
+                assert root_from_consistency_proof(old, new, OTHER, []) == OTHER
+            elif is_power_of_two(old):
+                assert root_from_consistency_proof(old, new, OTHER, proof) != new_root
+            else:
+                with pytest.raises(RootMismatchError):
+                    root_from_consistency_proof(old, new, OTHER, proof)
+    with pytest.raises(ProofError):
+        root_from_consistency_proof(0, 5, EMPTY_ROOT, [])
+    with pytest.raises(ProofError):
+        root_from_consistency_proof(5, 4, root(5), [])
+
+
+def test_consistency_path_roots_every_pair_up_to_64() -> None:
+    """The path of fork evidence: both roots, the old one from the path alone."""
+    for new in range(2, ROOT_FROM_SIZES + 1):
+        for old in range(1, new):
+            proof = REF_TREE.proof(old, new)
+            first = REF_TREE.mth(0, old)
+            path = [first, *proof] if is_power_of_two(old) else proof
+            assert consistency_path_roots(old, new, path) == (first, REF_TREE.mth(0, new))
+            for claim in _mutations(path):
+                seed, rest = (claim[0], claim[1:]) if is_power_of_two(old) else (OTHER, claim)
+                want = GEN.consistency_roots(old, new, rest, seed, True) if claim else None
+                if want is None:
+                    with pytest.raises(ProofError):
+                        consistency_path_roots(old, new, claim)
+                else:
+                    assert consistency_path_roots(old, new, claim) == want
+    for old, new in [(0, 3), (3, 3), (4, 3)]:
+        with pytest.raises(ProofError):
+            consistency_path_roots(old, new, [OTHER])
+
+
+def test_is_power_of_two() -> None:
+    assert [n for n in range(-2, 70) if is_power_of_two(n)] == [1, 2, 4, 8, 16, 32, 64]

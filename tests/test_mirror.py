@@ -29,19 +29,13 @@ from ledger.core.checkpoint import Checkpoint
 from ledger.core.entry import parse_entry
 from ledger.core.fork import check_evidence
 from ledger.core.note import sign_note
-from ledger.mirror.sync import (
-    STATE_DIR,
-    LayoutWriter,
-    Mirror,
-    MirrorError,
-    layout_paths,
-    new_paths,
-    tree_files,
-)
+from ledger.mirror.directory import STATE_DIR, MirrorError
+from ledger.mirror.layout import LayoutWriter, layout_paths, new_paths, tree_files
+from ledger.mirror.sync import Mirror
 from ledger.verify import cli as verify_cli
 from ledger.verify.source import DirectorySource, open_source
 from ledger.verify.statefile import load_state
-from ledger.verify.verifier import Trust
+from ledger.verify.trust import Trust
 from tests.logfactory import LogFactory, LogKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +151,25 @@ def test_the_cli_mirrors_incrementally_and_builds_the_site(tmp_path: Path) -> No
     assert code == 0 and "size 710 (+10 entries verified, 4 files fetched, 3 published" in out
     code, out, _ = ledger("mirror", src, mirror, "--log-key", f.log_key.vkey, "--no-site")
     assert code == 0 and "up to date at size 710" in out
+    # The site catches up from the state (the 10 entries its last build did not see),
+    # to the pages a new mirror of the whole log gets.
+    f.grow(300)
+    f.write(src)
+    code, out, err = ledger("mirror", src, mirror, "--log-key", f.log_key.vkey)
+    assert code == 0 and "size 1010 (+300 entries verified" in out, err
+    fresh = tmp_path / "fresh"
+    assert ledger("mirror", src, fresh, "--log-key", f.log_key.vkey)[0] == 0
+    assert site_files(mirror) == site_files(fresh)
+    assert not (mirror / ".site-cache.json").exists()
+
+
+def site_files(directory: Path) -> dict[str, bytes]:
+    """The static site's pages, the stylesheet, and what it keeps beside the state."""
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and (p.suffix in (".html", ".css") or p.name == "site-endorsements")
+    }
 
 
 def test_a_new_signature_of_the_same_tree_is_published(tmp_path: Path) -> None:
@@ -282,15 +295,16 @@ class CrashError(Exception):
 def test_a_crash_at_every_write_leaves_a_consistent_mirror(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Make the n-th rename of a sync fail, for every n (each published file, the state
-    and the checkpoint): the mirror still verifies, at the old size or the new one,
-    and the next run catches up to the same files as a mirror that never crashed."""
+    """Make the n-th rename of a sync fail, for every n (each fetched file staged, each
+    published file, the state and the checkpoint): the mirror still verifies, at the
+    old size or the new one, and the next run catches up to the same files as a
+    mirror that never crashed."""
     f = LogFactory().grow(800)
     old, src = f.write(tmp_path / "old", 300), f.write(tmp_path / "src")
     reference = tmp_path / "reference"
     with Mirror(reference, trust_of(f)) as m:
         m.sync(DirectorySource(old))
-        m.sync(DirectorySource(src))
+        staged = [p for p in m.sync(DirectorySource(src)).fetched if p != "checkpoint"]
     real_replace = os.replace
     n = 0
     while True:
@@ -323,7 +337,9 @@ def test_a_crash_at_every_write_leaves_a_consistent_mirror(
         if not crashed:
             break
         n += 1
-    assert n == len(new_paths(300, 800)) + 2  # every file, the state and the checkpoint
+    # Every fetched file staged, every new file renamed into place, the state, and the
+    # checkpoint (staged, then renamed).
+    assert n == len(staged) + len(new_paths(300, 800)) + 1 + 2
 
 
 def run_mirror(

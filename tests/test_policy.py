@@ -132,6 +132,20 @@ def test_invalid_cosignature_of_a_listed_witness_rejects() -> None:
         policy.check_quorum(data)
 
 
+def test_invalid_cosignature_of_a_listed_witness_rejects_under_quorum_none() -> None:
+    """Every key the policy lists is a known key: the quorum does not change that."""
+    policy = parse_policy(f"log {LOG.vkey}\nwitness X1 {_wvkey('X1')}\nquorum none\n".encode())
+    note = parse_note(_checkpoint("X1"))
+    policy.check_quorum(note)  # valid: accepted
+    bad = note.signatures[-1]
+    forged = NoteSignature(
+        bad.name, bad.key_id, bad.signature[:-1] + bytes([bad.signature[-1] ^ 1])
+    )
+    data = Note(note.text, (*note.signatures[:-1], forged)).encode()
+    with pytest.raises(SignatureError, match="invalid cosignature by witness 'X1'"):
+        policy.check_quorum(data)
+
+
 def test_cosignature_of_another_checkpoint_does_not_count() -> None:
     policy = parse_policy(f"log {LOG.vkey}\nwitness X1 {_wvkey('X1')}\nquorum X1\n".encode())
     other = Checkpoint(ORIGIN, 11, ROOT).to_text()

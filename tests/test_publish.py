@@ -21,7 +21,7 @@ from api.publish import PRIVATE_DIR, Publisher, PublishError
 from cli.serve_cmd import build_settings
 from ledger.core.entry import parse_entry
 from ledger.core.records import SignedRecord
-from ledger.mirror.sync import layout_paths, new_paths, tree_files
+from ledger.mirror.layout import layout_paths, new_paths, tree_files
 from ledger.verify import cli as verify_cli
 from tests.logfactory import LogFactory
 

@@ -2,7 +2,9 @@
 
 The tallies on the pages must be the verifier's, signatories must come and go as
 endorsements and withdrawals say, everything from the log must be escaped, the
-same log must give the same bytes, and writing must be crash-safe.
+same log must give the same bytes, writing must be crash-safe, and an update must
+read only the entries the mirror has just verified (the site is built from the
+mirror's own verified state, never from a second replay).
 (tests/test_site_browser.py opens the pages in Chromium.)
 """
 
@@ -10,23 +12,39 @@ from __future__ import annotations
 
 import doctest
 import html.parser
+import importlib.resources
 import os
+import re
 import shutil
+import string
 from pathlib import Path
 
 import pytest
 from logfactory import LogFactory, LogKey, private_key, public_bytes, sign_record
 
-import ledger.mirror.site as site
 from ledger.core import tiles
 from ledger.core.entry import Entry, parse_entry
-from ledger.core.errors import FormatError, LedgerError
+from ledger.core.errors import FormatError, LedgerError, VerificationError
 from ledger.core.note import ALG_COSIGNATURE_V1, make_vkey
 from ledger.core.records import Endorsement, Kind, Statement, Withdrawal
 from ledger.core.state import KINDS
-from ledger.mirror.site import build_site, statement_page
+from ledger.durable import is_temporary
+from ledger.mirror.directory import STATE_DIR
+from ledger.mirror.site import endorsements, pages
+from ledger.mirror.site.build import Site, SiteUpdate, build_site
+from ledger.mirror.site.pages import Markup, escape, render, statement_page
+from ledger.mirror.sync import Mirror
 from ledger.verify.source import DirectorySource, SourceError
-from ledger.verify.verifier import Trust, verify_log
+from ledger.verify.statefile import VerifierState
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
+
+#: The Content-Security-Policy every page carries, byte for byte.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+ENDORSEMENTS = f"{STATE_DIR}/{endorsements.FILE_NAME}"
 
 # --- reading the pages back ------------------------------------------------------------
 
@@ -103,9 +121,21 @@ def _signatories(d: Path, statement: bytes) -> list[tuple[str, str | None]]:
     return out
 
 
+def _state(f: LogFactory, d: Path) -> VerifierState:
+    """The verified state of the mirror ``d``, after it took in what the factory wrote
+    there (a mirror opened on files it did not publish verifies them in place)."""
+    with Mirror(d, Trust.from_vkeys([f.log_key.vkey])) as m:
+        assert m.state is not None
+        return m.state
+
+
+def _site(f: LogFactory, d: Path, vkeys: list[str] | None = None) -> SiteUpdate:
+    return build_site(d, _state(f, d), [f.log_key.vkey] if vkeys is None else vkeys)
+
+
 def _build(f: LogFactory, d: Path) -> Path:
     f.write(d)
-    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    _site(f, d)
     return d
 
 
@@ -209,14 +239,14 @@ def test_links_to_the_full_bundle_when_the_partial_one_is_gone(tmp_path: Path) -
     f.write(d)
     f.write(d, size=300)  # checkpoint at 300; bundle 1 exists in full and as .p/44
     (d / tiles.entries_path(1, 44)).unlink(missing_ok=True)
-    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    _site(f, d)
     hrefs = {h for p in (d / "statements").iterdir() for h in _page(p).hrefs}
     assert "../tile/entries/001" in hrefs
     assert not any(".p/" in h for h in hrefs if "/001" in h)
 
 
 def test_many_signatories_are_paged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(site, "PAGE_SIZE", 3)
+    monkeypatch.setattr(pages, "PAGE_SIZE", 3)
     f = LogFactory(seed="pages")
     members = [f.register() for _ in range(7)]
     st = f.statement(members[:1])
@@ -290,15 +320,17 @@ def test_same_log_same_bytes(tmp_path: Path) -> None:
     two = _build(f, tmp_path / "two")
     assert _site_files(one) == _site_files(two)
     # Rebuilding in place changes nothing and rewrites nothing.
-    before = {p: os.stat(one / p).st_mtime_ns for p in _site_files(one)}
-    build_site(one, origin=f.origin, vkeys=[f.log_key.vkey])
-    assert {p: os.stat(one / p).st_mtime_ns for p in _site_files(one)} == before
-    # A copy made by copying the tlog-tiles files only builds the same site.
+    before = {p: os.stat(one / p).st_mtime_ns for p in [*_site_files(one), ENDORSEMENTS]}
+    assert _site(f, one).written == []
+    assert {p: os.stat(one / p).st_mtime_ns for p in [*_site_files(one), ENDORSEMENTS]} == before
+    # A copy of the tlog-tiles files only (no pages, no state) builds the same site.
     three = tmp_path / "three"
-    shutil.copytree(one, three, ignore=shutil.ignore_patterns("*.html", "assets"))
-    build_site(three, origin=f.origin, vkeys=[f.log_key.vkey])
+    shutil.copytree(one, three, ignore=shutil.ignore_patterns("*.html", "assets", STATE_DIR))
+    _site(f, three)
     assert _site_files(three) == _site_files(one)
+    assert (three / ENDORSEMENTS).read_bytes() == (one / ENDORSEMENTS).read_bytes()
     assert (one / "assets" / "site.css").stat().st_mode & 0o777 == 0o644
+    assert (one / ENDORSEMENTS).stat().st_mode & 0o777 == 0o600  # beside the state
 
 
 def test_index_is_written_last_and_stale_pages_go(
@@ -307,14 +339,17 @@ def test_index_is_written_last_and_stale_pages_go(
     f = LogFactory(seed="order").grow(300)
     d = tmp_path / "m"
     f.write(d)
+    state = _state(f, d)
     (d / "statements").mkdir()
     stale = d / "statements" / (("ab" * 32) + ".html")
     stale.write_text("old")
     keep = d / "statements" / "README.txt"
     keep.write_text("not ours")
-    (d / "statements" / ".site-tmp-crashed").write_text("left by a crash")
+    crashed = d / "statements" / f".{'cd' * 32}.html.0123456789abcdef.tmp"
+    crashed.write_text("left by a crash")
+    assert is_temporary(crashed.name)
     events: list[str] = []
-    real_replace, real_unlink = os.replace, Path.unlink
+    real_replace, real_unlink, real_os_unlink = os.replace, Path.unlink, os.unlink
 
     def replace(src: str, dst: str | Path) -> None:
         events.append(f"write {Path(dst).relative_to(d)}")
@@ -324,18 +359,25 @@ def test_index_is_written_last_and_stale_pages_go(
         events.append(f"unlink {self.relative_to(d)}")
         real_unlink(self, missing_ok)
 
+    def os_unlink(path: str | Path) -> None:  # durable.remove_temporaries
+        if Path(path) == crashed:
+            events.append(f"unlink {Path(path).relative_to(d)}")
+        real_os_unlink(path)
+
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "unlink", os_unlink)
     monkeypatch.setattr(Path, "unlink", unlink)
-    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
-    assert events[0] == "unlink statements/.site-tmp-crashed"
-    assert events[1] == "write assets/site.css"
+    build_site(d, state, [f.log_key.vkey])
+    assert events[0] == f"unlink statements/{crashed.name}"
+    assert events[1] == f"write {ENDORSEMENTS}"
+    assert events[2] == "write assets/site.css"
     assert events[-1] == "write index.html"
-    assert events[-2] == "write .site-cache.json"
-    assert events[-3] == f"unlink statements/{stale.name}"
-    assert events[-4] == "write verify.html"
+    assert events[-2] == f"unlink statements/{stale.name}"
+    assert events[-3] == "write verify.html"
     assert len([e for e in events if e.startswith("write statements/")]) == len(f.statements)
+    assert len(events) == 3 + len(f.statements) + 3
     assert keep.read_text() == "not ours"
-    assert not [p for p in d.rglob(".site-tmp-*")]
+    assert not [p for p in d.rglob("*") if is_temporary(p.name)]
 
 
 def test_a_crash_leaves_whole_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -344,6 +386,7 @@ def test_a_crash_leaves_whole_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     old = _site_files(d)
     f.grow(300)
     f.write(d)
+    state = _state(f, d)
     calls = 0
     real_replace = os.replace
 
@@ -356,21 +399,23 @@ def test_a_crash_leaves_whole_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="No space"):
-        build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+        build_site(d, state, [f.log_key.vkey])
     monkeypatch.setattr(os, "replace", real_replace)
     assert (d / "index.html").read_bytes() == old["index.html"]  # index: last, not reached
-    assert not [p for p in d.rglob(".site-tmp-*")]
-    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])  # the next run completes it
+    assert not [p for p in d.rglob("*") if is_temporary(p.name)]
+    build_site(d, state, [f.log_key.vkey])  # the next run completes it
     assert f"{f.size:,}" in _page(d / "index.html").text
+    assert _site_files(d) == _site_files(_build(f, tmp_path / "fresh"))
 
 
-def test_resumes_from_its_cache_and_ignores_a_bad_one(
+def test_an_update_reads_only_the_new_entries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     f = LogFactory(seed="resume").grow(600)
     d = _build(f, tmp_path / "m")
     f.grow(400)
     f.write(d)
+    state = _state(f, d)
     parsed: list[int] = []
     real = parse_entry
 
@@ -379,23 +424,73 @@ def test_resumes_from_its_cache_and_ignores_a_bad_one(
         parsed.append(entry.index)
         return entry
 
-    monkeypatch.setattr(site, "parse_entry", counting_parse)
-    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    monkeypatch.setattr(endorsements, "parse_entry", counting_parse)
+    update = build_site(d, state, [f.log_key.vkey])
+    assert update.entries_read == 400
     statement_indexes = {int(row[1][0].replace(",", "")) for row in _index_rows(d).values()}
-    # Entries 0-599 were replayed by the first run: read again only for statement texts.
+    # Entries 0-599 were taken in by the first run: read again only for statement texts.
     assert {i for i in parsed if i < 600} <= statement_indexes
-    assert sorted({i for i in parsed if i >= 600}) == list(range(600, 1000))
-    monkeypatch.setattr(site, "parse_entry", real)
+    assert sorted(i for i in parsed if i >= 600 and i not in statement_indexes) == sorted(
+        set(range(600, 1000)) - statement_indexes
+    )
+    assert len([i for i in parsed if i >= 600]) == 400 + len(
+        {i for i in statement_indexes if i >= 600}
+    )
+    monkeypatch.setattr(endorsements, "parse_entry", real)
     fresh = _build(f, tmp_path / "fresh")
     assert _site_files(d) == _site_files(fresh)
-    assert (d / site.CACHE_NAME).read_bytes() == (fresh / site.CACHE_NAME).read_bytes()
+    assert (d / ENDORSEMENTS).read_bytes() == (fresh / ENDORSEMENTS).read_bytes()
+    # No second replay and no second cache: the only file the site keeps is that one.
+    assert not (d / ".site-cache.json").exists()
+    assert sorted(p.name for p in (d / STATE_DIR).iterdir() if p.is_file()) == sorted(
+        ["lock", "state.json", endorsements.FILE_NAME]
+    )
 
-    # A damaged cache, or one of another log under the same origin, is ignored.
-    other = LogFactory(seed="another log").grow(700)
-    for bad in (b"{not json", _build(other, tmp_path / "o").joinpath(site.CACHE_NAME).read_bytes()):
-        (d / site.CACHE_NAME).write_bytes(bad)
-        build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
-        assert _site_files(d) == _site_files(fresh)
+
+def test_a_site_kept_open_reads_no_file_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = LogFactory(seed="watch").grow(300)
+    src, d = tmp_path / "src", tmp_path / "m"
+    trust = Trust.from_vkeys([f.log_key.vkey])
+    with Mirror(d, trust) as m:
+        site = Site(d, [f.log_key.vkey])
+        for grow in (0, 5, 700):
+            f.grow(grow)
+            f.write(src)
+            m.sync(DirectorySource(src))
+            assert m.state is not None
+            if grow:  # the endorsements are kept in memory, not loaded again
+                monkeypatch.setattr(endorsements.Endorsements, "load", None)
+            assert site.update(m.state).entries_read == (grow or 300)
+    monkeypatch.undo()
+    assert _site_files(d) == _site_files(_build(f, tmp_path / "fresh"))
+
+
+def test_a_bad_endorsements_file_is_ignored(tmp_path: Path) -> None:
+    f = LogFactory(seed="bad file").grow(700)
+    d = _build(f, tmp_path / "m")
+    good = _site_files(d)
+    saved = (d / ENDORSEMENTS).read_bytes()
+    other = LogFactory(seed="another log").grow(700)  # same origin, another history
+    bad = [
+        b"{not json",
+        saved[:-1] + bytes([saved[-1] ^ 1]),  # its SHA-256 does not match
+        saved.replace(b'"size":700', b'"size":999'),
+        _build(other, tmp_path / "o").joinpath(ENDORSEMENTS).read_bytes(),
+    ]
+    for data in bad:
+        (d / ENDORSEMENTS).write_bytes(data)
+        assert _site(f, d).entries_read == 700  # read again from the first entry
+        assert _site_files(d) == good
+        assert (d / ENDORSEMENTS).read_bytes() == saved
+    # Another history at a smaller size: its chain does not continue into this log.
+    shorter = LogFactory(seed="another log").grow(300)
+    (d / ENDORSEMENTS).write_bytes(
+        _build(shorter, tmp_path / "s").joinpath(ENDORSEMENTS).read_bytes()
+    )
+    assert _site(f, d).entries_read == 700
+    assert _site_files(d) == good
 
 
 def test_empty_log(tmp_path: Path) -> None:
@@ -413,7 +508,7 @@ def test_verify_page_gives_the_command_and_keys(tmp_path: Path) -> None:
     witness = make_vkey(
         "witness.example.org", public_bytes(private_key("witness")), ALG_COSIGNATURE_V1
     )
-    build_site(d, origin=f.origin, vkeys=[witness, f.log_key.vkey])  # witness keys: left out
+    _site(f, d, [witness, f.log_key.vkey])  # witness keys: left out
     page = _page(d / "verify.html")
     assert "pip install endorsement-ledger" in page.text
     assert f"ledger-verify log https://{f.origin}" in page.text
@@ -427,31 +522,98 @@ def test_verify_page_gives_the_command_and_keys(tmp_path: Path) -> None:
 def test_wrong_key_or_damaged_mirror_changes_nothing(tmp_path: Path) -> None:
     f = LogFactory(seed="refuse").grow(300)
     d = _build(f, tmp_path / "m")
+    state = _state(f, d)
     before = _site_files(d)
     other = LogKey.for_origin(f.origin, label="another key")
     with pytest.raises(LedgerError):
-        build_site(d, origin=f.origin, vkeys=[other.vkey])
+        build_site(d, state, [other.vkey])
     with pytest.raises(FormatError, match="no log key named after the origin"):
-        build_site(d, origin="ledger.example.org/other", vkeys=[f.log_key.vkey])
+        build_site(d, state, [LogKey.for_origin("ledger.example.org/other").vkey])
     with pytest.raises(FormatError):
-        build_site(d, origin=f.origin, vkeys=[])
+        build_site(d, state, [])
     # A flipped bit in the first entry of a bundle: the next entry's prev no longer
     # matches (the site does not check signatures again, but it does check the chain).
     bundle = d / tiles.entries_path(1, f.size - 256)
     data = bytearray(bundle.read_bytes())
     data[2 + int.from_bytes(data[:2], "big") - 5] ^= 1
     bundle.write_bytes(bytes(data))
-    (d / site.CACHE_NAME).unlink()  # else only entries after the cached state are read
+    (d / ENDORSEMENTS).unlink()  # else only entries after the saved ones are read
     with pytest.raises(LedgerError):
-        build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+        build_site(d, state, [f.log_key.vkey])
     assert _site_files(d) == before
     with pytest.raises(SourceError):
-        build_site(tmp_path / "nowhere", origin=f.origin, vkeys=[f.log_key.vkey])
+        build_site(tmp_path / "nowhere", state, [f.log_key.vkey])
+
+
+def test_a_damaged_statement_entry_is_refused(tmp_path: Path) -> None:
+    f = LogFactory(seed="damaged text").grow(300)
+    d = _build(f, tmp_path / "m")
+    state = _state(f, d)
+    index = state.replay.statements[f.statements[0]].index
+    k, offset = divmod(index, 256)
+    path = d / tiles.entries_path(k, min(256, f.size - 256 * k))
+    raw = tiles.decode_bundle(path.read_bytes())
+    raw[offset] = raw[offset].replace(b"title ", b"title X", 1)  # another text, same length+1
+    path.write_bytes(tiles.encode_bundle(raw))
+    with pytest.raises(VerificationError, match="not the statement its state verified"):
+        build_site(d, state, [f.log_key.vkey])
+
+
+# --- templates and escaping -----------------------------------------------------------
+
+
+def test_templates_and_stylesheet_are_package_data() -> None:
+    files = importlib.resources.files("ledger.mirror.site")
+    assert (files / "assets" / "site.css").is_file()
+    assert pages.stylesheet() == (files / "assets" / "site.css").read_bytes()
+    names = sorted(
+        p.name.removesuffix(".html") for p in (files / "templates").iterdir() if p.is_file()
+    )
+    assert {"page", "index", "statement", "verify"} <= set(names)
+    source = Path(pages.__file__).read_text("utf-8")
+    used = set(re.findall(r'render\(\s*"([a-z-]+)"', source))
+    assert used == set(names)  # every template is used, and every one used exists
+    for name in names:
+        assert isinstance(pages.template(name), string.Template)
+    # The wheel ships them (pyproject.toml's package data).
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert '"ledger.mirror.site" = ["assets/*.css", "templates/*.html"]' in pyproject
+
+
+def test_render_escapes_everything_but_markup() -> None:
+    hostile = "<b>\"x\" & 'y'</b>"
+    out = render("key", vkey=hostile)
+    assert (
+        out
+        == '<li><code class="hash">&lt;b&gt;&quot;x&quot; &amp; &#x27;y&#x27;&lt;/b&gt;</code></li>'
+    )
+    assert isinstance(out, Markup)
+    assert render("pager", items=Markup("<li>1</li>")).count("<li>1</li>") == 1
+    assert escape(Markup("<i>")) == "&lt;i&gt;"  # escape() always escapes
+    with pytest.raises(KeyError):
+        render("key")  # a value left out is an error, never a "$vkey" on a page
+    with pytest.raises(ValueError, match="names nothing"):
+        pages.compile_template(string.Template("costs $5"))
+    for name in ("page", "statement", "verify", "index", "table"):
+        text = pages.template(name).template
+        fields = {m["named"] or m["braced"] for m in pages.template(name).pattern.finditer(text)}
+        filled = pages.compile_template(pages.template(name)).format_map(
+            {f: f"<{f}>" for f in fields}
+        )
+        assert filled == pages.template(name).substitute({f: f"<{f}>" for f in fields})
+
+
+def test_every_page_has_the_csp(tmp_path: Path) -> None:
+    f, _ = _hostile_log()
+    d = _build(f, tmp_path / "m")
+    for name, data in _site_files(d).items():
+        if name.endswith(".html"):
+            assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in data.decode()
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(site, raise_on_error=False).attempted >= 1
-    assert doctest.testmod(site, raise_on_error=False).failed == 0
+    assert doctest.testmod(pages, raise_on_error=False).attempted >= 1
+    assert doctest.testmod(pages, raise_on_error=False).failed == 0
 
 
 def test_statement_page_path() -> None:

@@ -32,7 +32,10 @@ import pytest
 from logfactory import LogFactory, sign_record
 
 from ledger.core.records import Kind, Statement
-from ledger.mirror.site import build_site
+from ledger.mirror.site.build import build_site
+from ledger.mirror.sync import Mirror
+from ledger.verify.source import DirectorySource
+from ledger.verify.verifier import Trust
 
 try:
     from selenium import webdriver
@@ -103,8 +106,12 @@ def _make_log() -> LogFactory:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     f = _make_log()
-    d = f.write(tmp_path_factory.mktemp("mirror"))
-    build_site(d, origin=f.origin, vkeys=[f.log_key.vkey])
+    src = f.write(tmp_path_factory.mktemp("src"))
+    d = tmp_path_factory.mktemp("mirror")
+    with Mirror(d, Trust.from_vkeys([f.log_key.vkey])) as m:  # as ``ledger mirror`` does
+        m.sync(DirectorySource(src))
+        assert m.state is not None
+        build_site(d, m.state, [f.log_key.vkey])
     return d
 
 

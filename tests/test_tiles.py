@@ -408,3 +408,126 @@ def test_missing_tiles_raise_fetch_errors() -> None:
 
     with pytest.raises(ConnectionError):
         TileHashReader(300, tree_hash(300, STORE), fetch).read_hashes([0])
+
+
+# --- read_tile and read_bundle: the partial fallbacks of tlog-tiles -------------------
+
+
+class _Files:
+    """A fetch over a dict of paths that says what it was asked, missing paths raising
+    ``missing`` (a KeyError by default, as the dict itself would)."""
+
+    def __init__(self, files: dict[str, bytes], missing: type[Exception] = KeyError) -> None:
+        self.files = files
+        self.missing = missing
+        self.asked: list[str] = []
+
+    def __call__(self, path: str) -> bytes:
+        self.asked.append(path)
+        if path not in self.files:
+            raise self.missing(path)
+        return self.files[path]
+
+
+_ENTRIES = [f"entry {i}".encode() * (i % 5 + 1) for i in range(300)]
+_FULL = encode_bundle(_ENTRIES[:256])
+
+
+@pytest.mark.parametrize("missing", [KeyError, FileNotFoundError, LookupError])
+def test_read_bundle_falls_back_to_the_full_bundle(missing: type[Exception]) -> None:
+    # bundle 0 of a log of 40 entries, once the log has grown past 256
+    fetch = _Files({entries_path(0): _FULL}, missing)
+    assert tiles.read_bundle(fetch, 0, 40) == _ENTRIES[:40]
+    assert fetch.asked == [entries_path(0, 40), entries_path(0)]
+    # the partial one is used when it is there
+    fetch = _Files({entries_path(0, 40): encode_bundle(_ENTRIES[:40]), entries_path(0): b""})
+    assert tiles.read_bundle(fetch, 0, 40) == _ENTRIES[:40]
+    assert fetch.asked == [entries_path(0, 40)]
+    # full bundles and the bundles after the first
+    fetch = _Files({entries_path(1, 44): encode_bundle(_ENTRIES[256:300])})
+    assert tiles.read_bundle(fetch, 1, 300) == _ENTRIES[256:]
+    assert tiles.read_bundle(_Files({entries_path(0): _FULL}), 0, 300) == _ENTRIES[:256]
+
+
+def test_read_bundle_without_a_fallback() -> None:
+    # a missing full bundle, or a partial one with no full one either, is missing
+    with pytest.raises(KeyError, match="tile/entries/000"):
+        tiles.read_bundle(_Files({}), 0, 256)
+    fetch = _Files({})
+    with pytest.raises(KeyError, match="'tile/entries/000'"):
+        tiles.read_bundle(fetch, 0, 40)
+    assert fetch.asked == [entries_path(0, 40), entries_path(0)]
+    # other failures are not "missing": no fallback
+    fetch = _Files({entries_path(0): _FULL}, OSError)
+    with pytest.raises(OSError):
+        tiles.read_bundle(fetch, 0, 40)
+    assert fetch.asked == [entries_path(0, 40)]
+
+
+def test_read_bundle_checks_what_it_read() -> None:
+    # the full bundle read in place of a partial one must hold 256 entries
+    for bad in (_FULL[:-3], _FULL + encode_bundle([b"x"]), encode_bundle(_ENTRIES[:41])):
+        with pytest.raises(FormatError) as e:
+            tiles.read_bundle(_Files({entries_path(0): bad}), 0, 40)
+        assert e.value.field == entries_path(0)
+        assert "entry bundle of entries 0..255" in e.value.message
+    # a partial bundle must hold exactly its entries
+    for bad in (encode_bundle(_ENTRIES[:39]), encode_bundle(_ENTRIES[:41]), b""):
+        with pytest.raises(FormatError) as e:
+            tiles.read_bundle(_Files({entries_path(0, 40): bad}), 0, 40)
+        assert e.value.field == entries_path(0, 40)
+        assert "entry bundle of entries 0..39" in e.value.message
+        assert isinstance(e.value.__cause__, FormatError)
+
+
+def _tile_files(size: int) -> tuple[MemoryHashStore, dict[str, bytes]]:
+    store = MemoryHashStore()
+    for i in range(size):
+        store.append(leaf_hash(i.to_bytes(4, "big")))
+    return store, {t.path: read_tile_data(t, store) for t in tiles_for_size(size)}
+
+
+@pytest.mark.parametrize("missing", [KeyError, FileNotFoundError, LookupError])
+def test_read_tile_falls_back_to_the_full_tile(missing: type[Exception]) -> None:
+    store, files = _tile_files(300)
+    assert tile_path(0, 0, 40) not in files  # the tree of 300 has tile 0 and tile 1.p/44
+    fetch = _Files(files, missing)
+    want = b"".join(store.read_hashes([stored_hash_index(0, i) for i in range(40)]))
+    assert tiles.read_tile(fetch, 0, 0, 40) == want
+    assert fetch.asked == [tile_path(0, 0, 40), tile_path(0, 0)]
+    assert tiles.read_tile(fetch, 0, 1, 44) == files[tile_path(0, 1, 44)]
+    assert tiles.read_tile(fetch, 0, 0) == files[tile_path(0, 0)]
+    # a full tile is never "read" from anything else
+    with pytest.raises(missing):
+        tiles.read_tile(_Files({}, missing), 0, 0)
+    fetch = _Files({}, missing)
+    with pytest.raises(missing):
+        tiles.read_tile(fetch, 1, 0, 1)
+    assert fetch.asked == [tile_path(1, 0, 1), tile_path(1, 0)]
+    fetch = _Files(files, OSError)
+    with pytest.raises(OSError):
+        tiles.read_tile(fetch, 0, 0, 40)
+    assert fetch.asked == [tile_path(0, 0, 40)]
+
+
+def test_read_tile_checks_the_length_of_what_it_read() -> None:
+    _, files = _tile_files(300)
+    full = files[tile_path(0, 0)]
+    # the full tile read in place of a partial one must be whole
+    for bad in (full[:-32], full[:-1], full + bytes(32)):
+        with pytest.raises(FormatError) as e:
+            tiles.read_tile(_Files({tile_path(0, 0): bad}), 0, 0, 40)
+        err = e.value
+        assert (err.code, err.field, err.index) == ("bad_tile", tile_path(0, 0), 0)
+        assert (err.expected, err.found) == (8192, len(bad))
+        assert ("truncated" in err.message) == (len(bad) < 8192)
+    # a partial tile must be exactly its hashes
+    path = tile_path(0, 1, 44)
+    for bad in (files[path][:-1], files[path] + b"\0"):
+        with pytest.raises(FormatError) as e:
+            tiles.read_tile(_Files({path: bad}), 0, 1, 44)
+        assert (e.value.field, e.value.index, e.value.expected) == (path, 256, 44 * 32)
+    # the index names the first leaf the tile covers, at any level
+    with pytest.raises(FormatError) as e:
+        tiles.read_tile(_Files({tile_path(1, 3): b""}), 1, 3)
+    assert e.value.index == 3 * 256 * 256

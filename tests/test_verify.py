@@ -32,6 +32,7 @@ from logfactory import (
 
 from ledger.core import merkle, tiles
 from ledger.core.entry import Entry, parse_entry
+from ledger.core.fork import evidence_bytes, fork_evidence
 from ledger.core.note import ALG_COSIGNATURE_V1, cosign, make_vkey, parse_note
 from ledger.core.receipt import Receipt
 from ledger.core.records import Endorsement, Kind, Registration, SignedRecord
@@ -40,7 +41,8 @@ from ledger.verify import cli as verify_cli
 from ledger.verify.cli import _ProgressBar, main
 from ledger.verify.source import DirectorySource
 from ledger.verify.statefile import load_state
-from ledger.verify.verifier import Trust, evidence_bytes, fork_evidence, verify_log
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 
 Run = Callable[..., tuple[int, str, str]]
 

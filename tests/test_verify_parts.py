@@ -12,12 +12,26 @@ import threading
 from pathlib import Path
 
 import pytest
-from logfactory import ORIGIN, LogFactory, LogKey, private_key, public_bytes, sign_record
+from logfactory import (
+    ORIGIN,
+    LogFactory,
+    LogKey,
+    private_key,
+    public_bytes,
+    sign_record,
+    write_static_log,
+)
 
 from ledger.core import merkle, tiles
 from ledger.core.entry import parse_entry
-from ledger.core.errors import FormatError, LedgerError, ProofError, RootMismatchError
-from ledger.core.fork import check_evidence, consistency_roots, evidence_bytes, fork_evidence
+from ledger.core.errors import (
+    FormatError,
+    LedgerError,
+    ProofError,
+    RootMismatchError,
+    SignatureError,
+)
+from ledger.core.fork import check_evidence, evidence_bytes, evidence_path, fork_evidence
 from ledger.core.note import ALG_COSIGNATURE_V1, make_vkey
 from ledger.core.records import (
     Kind,
@@ -31,11 +45,15 @@ from ledger.core.records import (
     verify_signatures,
 )
 from ledger.core.state import MemoryState, PairTable
+from ledger.verify import statecodec
 from ledger.verify import verifier as verify
+from ledger.verify.errors import LocatedError
+from ledger.verify.pipeline import YOUNG_GC_THRESHOLD, verify_triples, worker_for
 from ledger.verify.source import DirectorySource, NotFoundError
 from ledger.verify.statefile import StateError, VerifierState, load_state, save_state
 from ledger.verify.tiletree import TileTree
-from ledger.verify.verifier import Trust, _verify_triples, _worker_for, verify_log
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import verify_log
 
 
 def _tiles_of(store: merkle.MemoryHashStore, size: int) -> dict[str, bytes]:
@@ -121,23 +139,23 @@ def _missing(path: str) -> bytes:
     raise NotFoundError(f"{path}: no such file")
 
 
-def test_consistency_roots_agree_with_rfc_9162() -> None:
+def test_evidence_paths_give_both_roots() -> None:
     rng = random.Random(6962)
     store = _store(300)
     for _ in range(300):
         n = rng.randrange(2, 301)
         m = rng.randrange(1, n)
+        path = evidence_path(m, n, store)
         proof = merkle.consistency_proof(m, n, store)
-        if m & (m - 1) == 0:
-            proof = [merkle.tree_hash(m, store), *proof]
-        assert consistency_roots(m, n, proof) == (
+        assert path == ([merkle.tree_hash(m, store), *proof] if m & (m - 1) == 0 else proof)
+        assert merkle.consistency_path_roots(m, n, path) == (
             merkle.tree_hash(m, store),
             merkle.tree_hash(n, store),
         )
     with pytest.raises(ProofError):
-        consistency_roots(3, 7, [])
+        merkle.consistency_path_roots(3, 7, [])
     with pytest.raises(ProofError):
-        consistency_roots(3, 7, [bytes(32)] * 10)
+        merkle.consistency_path_roots(3, 7, [bytes(32)] * 10)
 
 
 def test_fork_evidence_checks() -> None:
@@ -189,7 +207,7 @@ def _split_verdict(record: SignedRecord) -> tuple[str, str] | None:
     try:
         check_signers(record)
         for n, sig in enumerate(record.signatures):
-            verdict = _verify_triples([(0, n, sig.public_key, sig.signature, record.body_bytes)])
+            verdict = verify_triples([(0, n, sig.public_key, sig.signature, record.body_bytes)])
             if verdict is not None:
                 raise verdict[2]
     except LedgerError as e:
@@ -240,8 +258,8 @@ def test_each_key_goes_to_one_worker() -> None:
     f = LogFactory()
     f.grow(300)
     keys = [s.public_key for e in f.entries for s in parse_entry(e).record.signatures]
-    assert all(_worker_for(k, 2) == _worker_for(k, 2) for k in keys)
-    counts = [sum(_worker_for(k, 2) == w for k in set(keys)) for w in (0, 1)]
+    assert all(worker_for(k, 2) == worker_for(k, 2) for k in keys)
+    counts = [sum(worker_for(k, 2) == w for k in set(keys)) for w in (0, 1)]
     assert min(counts) > len(set(keys)) // 4
 
 
@@ -299,11 +317,11 @@ def test_memory_state_bytes_round_trip() -> None:
     assert any(i is not None and not i.active for i in infos)
     for max_age_s in (None, 3600):
         st.max_age_s = max_age_s
-        copy = MemoryState.from_bytes(st.to_bytes())
+        copy = statecodec.decode(statecodec.encode(st))
         assert copy.max_age_s == max_age_s
         assert copy.to_dict() == st.to_dict()
         assert copy.summary() == st.summary()
-        assert copy.to_bytes() == st.to_bytes()
+        assert statecodec.encode(copy) == statecodec.encode(st)
     assert [copy.get_pair(sig, stmt) for sig, stmt in pairs] == infos
     for kh in st._keys:
         assert copy.get_key(kh) == st.get_key(kh)
@@ -314,7 +332,7 @@ def test_memory_state_bytes_round_trip() -> None:
         e = parse_entry(data)
         assert copy.append(e, merkle.leaf_hash(data)) == st.append(e, merkle.leaf_hash(data))
     assert copy.to_dict() == st.to_dict()
-    assert MemoryState.from_bytes(MemoryState(ORIGIN).to_bytes()).to_dict() == (
+    assert statecodec.decode(statecodec.encode(MemoryState(ORIGIN))).to_dict() == (
         MemoryState(ORIGIN).to_dict()
     )
 
@@ -359,7 +377,7 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
     data = state.to_bytes()
     assert data.startswith(b'{"format":"endorsement-ledger/verifier-state/v2",')
     header, body = _split(data)
-    assert header["body_length"] == len(body) and body == state.replay.to_bytes()
+    assert header["body_length"] == len(body) and body == statecodec.encode(state.replay)
     again = VerifierState.from_bytes(data)
     assert again.to_bytes() == data
     assert again.replay.to_dict() == state.replay.to_dict()
@@ -370,7 +388,8 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
     assert load_state(tmp_path / "nothing") is None
 
 
-def test_state_file_v1_still_loads(tmp_path: Path) -> None:
+def test_state_file_v1_is_refused(tmp_path: Path) -> None:
+    """The JSON v1 format of the development releases is not read any more."""
     state = _small_state(tmp_path)
     doc = {
         "format": "endorsement-ledger/verifier-state/v1",
@@ -382,16 +401,12 @@ def test_state_file_v1_still_loads(tmp_path: Path) -> None:
         "replay": state.replay.to_dict(),
     }
     v1 = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
-    (tmp_path / "old").write_bytes(v1)
-    loaded = load_state(tmp_path / "old")
-    assert loaded is not None and loaded.to_bytes() == state.to_bytes()
-    # longer than a header may be: read as one document all the same
+    assert _refused(v1, "format").found == "endorsement-ledger/verifier-state/v1"
+    # longer than a header may be: no header line at all
     doc["origin_padding"] = "x" * (1 << 20)
     (tmp_path / "old").write_bytes(json.dumps(doc).encode() + b"\n")
-    loaded = load_state(tmp_path / "old")
-    assert loaded is not None and loaded.to_bytes() == state.to_bytes()
-    _refused(v1 + b"{}")
-    _refused(v1[:-40])
+    with pytest.raises(StateError, match="no header line"):
+        load_state(tmp_path / "old")
 
 
 def test_state_file_rejects_garbage() -> None:
@@ -479,7 +494,7 @@ def test_collection_thresholds_are_raised_while_checking_then_restored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """verify_log collects the young generation less often while it checks entries
-    (ledger.verify.verifier.YOUNG_GC_THRESHOLD), and leaves the process's thresholds as it
+    (ledger.verify.pipeline.YOUNG_GC_THRESHOLD), and leaves the process's thresholds as it
     found them, after a valid log and after an invalid one."""
     f = LogFactory()
     f.grow(40)
@@ -497,7 +512,7 @@ def test_collection_thresholds_are_raised_while_checking_then_restored(
     try:
         gc.set_threshold(700, 7, 9)
         verify_log(DirectorySource(log), trust)
-        assert seen and all(t == (verify.YOUNG_GC_THRESHOLD, 7, 9) for t in seen)
+        assert seen and all(t == (YOUNG_GC_THRESHOLD, 7, 9) for t in seen)
         assert gc.get_threshold() == (700, 7, 9)
         bundle = log / "tile" / "entries" / "000.p" / "40"
         data = bytearray(bundle.read_bytes())
@@ -508,3 +523,67 @@ def test_collection_thresholds_are_raised_while_checking_then_restored(
         assert gc.get_threshold() == (700, 7, 9)
     finally:
         gc.set_threshold(*old)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_failures_are_placed_by_wrapping_not_by_changing_them(tmp_path: Path, jobs: int) -> None:
+    """A signature that fails (in this process or in a worker) and an entry that does not
+    parse are raised as LocatedError at their place in the log; the core's error is the
+    cause, untouched, and the text reads as the cause's would at that index."""
+    f = LogFactory()
+    f.grow(600)
+    head, _, b64 = f.entries[300].rstrip(b"\n").rpartition(b" ")
+    sig = bytearray(base64.b64decode(b64))
+    sig[10] ^= 0x01
+    entries = list(f.entries)
+    entries[300] = head + b" " + base64.b64encode(bytes(sig)) + b"\n"
+    log = write_static_log(tmp_path / "sig", entries, f.log_key)
+    trust = Trust.from_vkeys([f.log_key.vkey])
+    with pytest.raises(LocatedError) as info:
+        verify_log(DirectorySource(log), trust, jobs=jobs)
+    e, cause = info.value, info.value.__cause__
+    assert isinstance(cause, SignatureError) and cause.index is None
+    assert (e.index, e.code, e.field, e.message) == (300, cause.code, cause.field, cause.message)
+    assert str(e).startswith("entry 300, ") and str(e).endswith(str(cause))
+
+    entries[300] = entries[300].replace(b"index 300\n", b"index 0300\n")
+    log = write_static_log(tmp_path / "parse", entries, f.log_key)
+    with pytest.raises(LocatedError) as info:
+        verify_log(DirectorySource(log), trust, jobs=jobs)
+    e, cause = info.value, info.value.__cause__
+    assert isinstance(cause, FormatError) and cause.index is None
+    assert (e.index, e.code, e.field) == (300, cause.code, "index")
+
+
+def test_verify_log_reads_full_files_where_the_partial_ones_are_gone(tmp_path: Path) -> None:
+    """tlog-tiles lets a log delete a partial bundle or tile once the full one exists:
+    a checkpoint of 300 entries still verifies against a log that has grown to 512."""
+    f = LogFactory()
+    f.grow(512)
+    log = f.write(tmp_path / "log", size=300)
+    f.write(log)
+    for gone in (tiles.entries_path(1, 44), tiles.tile_path(0, 1, 44)):
+        (log / gone).unlink()
+    (log / "checkpoint").write_bytes(f.checkpoint(300))
+
+    paths: list[str] = []
+
+    class Counting(DirectorySource):
+        def fetch(self, path: str) -> bytes:
+            paths.append(path)
+            return super().fetch(path)
+
+    result = verify_log(Counting(log), Trust.from_vkeys([f.log_key.vkey]))
+    assert (result.checkpoint.size, result.checkpoint.root) == (300, f.root(300))
+    for partial, full in [
+        (tiles.entries_path(1, 44), tiles.entries_path(1)),
+        (tiles.tile_path(0, 1, 44), tiles.tile_path(0, 1)),
+    ]:
+        assert paths.index(partial) < paths.index(full)
+    # a damaged full file is named as what was read
+    bundle = log / tiles.entries_path(1)
+    bundle.write_bytes(bundle.read_bytes()[:-5])
+    with pytest.raises(FormatError) as e:
+        verify_log(DirectorySource(log), Trust.from_vkeys([f.log_key.vkey]))
+    assert e.value.field == tiles.entries_path(1)
+    assert "entries 256..511" in e.value.message

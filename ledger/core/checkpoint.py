@@ -41,7 +41,6 @@ __all__ = [
     "open_checkpoint",
     "parse_checkpoint_text",
     "sign_checkpoint",
-    "verify_checkpoint",
 ]
 
 
@@ -146,7 +145,3 @@ def open_checkpoint(
             found=sorted({sig.name for sig in note.verified}),
         )
     return cp, note
-
-
-verify_checkpoint = open_checkpoint
-"""The name docs/design/core-contract.md uses for :func:`open_checkpoint`."""

@@ -27,9 +27,11 @@ about 0.4 KB each), so a key that signs many records pays its 1-2 ms check once.
 Steps 5 and 6 are a comparison and a set lookup: :func:`verify` runs at about 99 %
 of the rate of OpenSSL's bare verification (``python -m bench.ed25519``).
 
-Optional accelerator. ``ledger/`` needs nothing but ``cryptography``; when PyNaCl
-(libsodium) happens to be installed, :func:`verify` uses it, because its
-verification is 1.4 to 1.9 times faster than OpenSSL's here, for two things only:
+The accelerator. PyNaCl (libsodium) is a base dependency of the package, for speed
+(``bench/supporters.py``: its point validation does steps 2-4 12 to 22 times faster
+than the pure Python here, which matters on a supporters list, where nearly every
+signatory brings a new key; its verification is 1.4 to 1.9 times faster than
+OpenSSL's). The rule never depends on it: :func:`verify` uses it for two things only:
 
 * step 7, once steps 1-6 have passed here: libsodium's ``crypto_sign_open``
   checks the same cofactorless equation with R compared as bytes (it also
@@ -43,8 +45,9 @@ verification is 1.4 to 1.9 times faster than OpenSSL's here, for two things only
 The accelerator is loaded by name (:func:`importlib.import_module`, never an
 ``import`` statement), only on first use, and only after a self-test on the edge
 cases of the rule (small-order, mixed-order and non-canonical keys, a valid and an
-invalid signature) gives our answers; otherwise, or with the environment variable
-``LEDGER_ED25519_ACCEL=0``, ``cryptography`` does everything.
+invalid signature) gives our answers; otherwise (PyNaCl missing or failing the
+self-test), or with the environment variable ``LEDGER_ED25519_ACCEL=0``,
+``cryptography`` and the pure-Python check do everything.
 ``tests/test_ed25519_accel.py`` compares both backends on every edge-case vector;
 :func:`backend` says which one is in use.
 

@@ -24,7 +24,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from ledger.core.encoding import parse_hex32, parse_uint
+from ledger.core.encoding import MAX_UINT63, parse_hex32, parse_uint
 from ledger.core.errors import FormatError, TooLargeError
 from ledger.core.merkle import leaf_hash
 from ledger.core.records import (
@@ -39,7 +39,6 @@ from ledger.core.records import (
 ENTRY_HEADER = f"{VERSION} entry"
 #: The ``prev`` of entry 0.
 ZERO_HASH = bytes(32)
-MAX_UINT63 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +154,18 @@ def parse_entry_strict(data: bytes) -> Entry:
     try:
         record = parse_record(parts[5])
     except FormatError as e:
-        if e.index is None:
-            e.index = index
-        raise
+        if e.index is not None:
+            raise
+        # The same error, at this entry (the record parser cannot know its index).
+        located = TooLargeError if isinstance(e, TooLargeError) else FormatError
+        raise located(
+            e.message,
+            code=e.code,
+            index=index,
+            field=e.field,
+            expected=e.expected,
+            found=e.found,
+        ) from e
     entry = Entry(index, prev, time_ms, record)
     if entry.header() + parts[5] != data:  # belt and braces: the header is canonical
         raise FormatError("entry is not in canonical form", field="entry", index=index)

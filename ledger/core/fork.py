@@ -40,7 +40,7 @@ EVIDENCE_FORMAT = "endorsement-ledger/fork-evidence/v1"
 
 
 class CheckpointOpener(Protocol):
-    """What decides whether a checkpoint is the log's (``ledger.verify.verifier.Trust``)."""
+    """What decides whether a checkpoint is the log's (``ledger.verify.trust.Trust``)."""
 
     def open_checkpoint(self, data: bytes) -> Checkpoint: ...
 
@@ -114,7 +114,7 @@ def check_evidence(data: bytes, trust: CheckpointOpener) -> tuple[Checkpoint, Ch
         return a, b
     if small.size == 0:
         raise VerificationError("the empty tree is consistent with every tree", code="no_fork")
-    old_root, new_root = consistency_roots(small.size, large.size, proof)
+    old_root, new_root = merkle.consistency_path_roots(small.size, large.size, proof)
     if new_root != large.root:
         raise VerificationError(
             "the consistency path does not lead to the larger checkpoint's root: it proves nothing",
@@ -128,47 +128,26 @@ def check_evidence(data: bytes, trust: CheckpointOpener) -> tuple[Checkpoint, Ch
     return a, b
 
 
-def is_power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
-
-
 def derived_old_root(m: int, n: int, proof: Sequence[bytes]) -> bytes | None:
+    """The root of the first ``m`` leaves that evidence's path gives, None if it gives none."""
     try:
-        return consistency_roots(m, n, proof)[0]
+        return merkle.consistency_path_roots(m, n, proof)[0]
     except ProofError:
         return None
 
 
-def consistency_roots(m: int, n: int, path: Sequence[bytes]) -> tuple[bytes, bytes]:
-    """RFC 9162 section 2.1.4.2 run forward: the (old, new) roots a path leads to.
+def evidence_path(old_size: int, new_size: int, reader: merkle.HashReader) -> list[bytes]:
+    """The path fork evidence carries, from the trusted hashes of the tree of ``new_size``.
 
-    For ``m`` a power of two the path starts with the hash of the first ``m``
-    leaves (the RFC prepends the claimed old root there; evidence must carry the
-    new tree's own hash instead).
+    The RFC 9162 consistency proof from ``old_size`` to ``new_size`` with, when
+    ``old_size`` is a power of two, the new tree's own hash of those leaves first
+    (where RFC 9162 takes the claimed old root), so that the evidence proves the
+    fork alone (see :func:`check_evidence`). Needs 0 < old_size < new_size.
     """
-    if not 0 < m < n or not path:
-        raise ProofError("no consistency path for these sizes", field="consistency_proof")
-    fn, sn = m - 1, n - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency path too long", field="consistency_proof")
-        if fn & 1 or fn == sn:
-            fr = merkle.node_hash(c, fr)
-            sr = merkle.node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            sr = merkle.node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("consistency path too short", field="consistency_proof")
-    return fr, sr
+    proof = merkle.consistency_proof(old_size, new_size, reader)
+    if merkle.is_power_of_two(old_size):
+        return [merkle.tree_hash(old_size, reader), *proof]
+    return proof
 
 
 __all__ = [
@@ -176,9 +155,8 @@ __all__ = [
     "CheckpointOpener",
     "ForkError",
     "check_evidence",
-    "consistency_roots",
     "derived_old_root",
     "evidence_bytes",
+    "evidence_path",
     "fork_evidence",
-    "is_power_of_two",
 ]

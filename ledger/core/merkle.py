@@ -49,10 +49,14 @@ __all__ = [
     "CompactRange",
     "HashReader",
     "MemoryHashStore",
+    "consistency_path_roots",
     "consistency_proof",
     "inclusion_proof",
+    "is_power_of_two",
     "leaf_hash",
     "node_hash",
+    "root_from_consistency_proof",
+    "root_from_inclusion_proof",
     "root_from_leaf_hashes",
     "split_stored_hash_index",
     "stored_hash_count",
@@ -328,16 +332,21 @@ def _check_proof(proof: Sequence[bytes], expected_length: int, what: str) -> Non
             )
 
 
-def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
-    """Check that ``leaf_hash`` is leaf ``index`` of the tree of ``size`` leaves and ``root``.
+def is_power_of_two(n: int) -> bool:
+    """Whether ``n`` is 1, 2, 4, 8...: a tree of that size is one complete subtree."""
+    return n > 0 and n & (n - 1) == 0
 
-    RFC 9162 section 2.1.3.2. Raises ProofError if the proof cannot be one for
-    this index and size, RootMismatchError if it leads to another root.
+
+def root_from_inclusion_proof(
+    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]
+) -> bytes:
+    """The root that ``proof`` leads to from ``leaf_hash`` as leaf ``index`` of ``size``.
+
+    RFC 9162 section 2.1.3.2, steps 1-5, without the final comparison (which
+    :func:`verify_inclusion` adds); transparency-dev's ``RootFromInclusionProof``.
+    Raises ProofError if the proof cannot be one for this index and size.
     """
     _check_hash(leaf_hash, "leaf hash")
-    _check_hash(root, "root")
     if index < 0 or size < 0:
         raise ProofError("negative leaf index or tree size", expected=">= 0", found=(index, size))
     if index >= size:
@@ -367,6 +376,20 @@ def verify_inclusion(
         sn >>= 1
     if sn != 0:
         raise ProofError("inclusion proof is shorter than the path to the root")
+    return r
+
+
+def verify_inclusion(
+    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Check that ``leaf_hash`` is leaf ``index`` of the tree of ``size`` leaves and ``root``.
+
+    RFC 9162 section 2.1.3.2: :func:`root_from_inclusion_proof`, then compare.
+    Raises ProofError if the proof cannot be one for this index and size,
+    RootMismatchError if it leads to another root.
+    """
+    _check_hash(root, "root")
+    r = root_from_inclusion_proof(leaf_hash, index, size, proof)
     if r != root:
         raise RootMismatchError(
             f"inclusion proof of leaf {index} leads to another root for tree size {size}",
@@ -376,48 +399,31 @@ def verify_inclusion(
         )
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
-    """Check that the tree (new_size, new_root) extends the tree (old_size, old_root).
+def consistency_path_roots(
+    old_size: int, new_size: int, path: Sequence[bytes]
+) -> tuple[bytes, bytes]:
+    """The (old, new) roots that a consistency path leads to, for 0 < old_size < new_size.
 
-    RFC 9162 section 2.1.4.2. Equal sizes need an empty proof and equal roots;
-    the empty tree is a prefix of every tree, with an empty proof (its root must
-    still be MTH({})). Raises ProofError, or RootMismatchError when the proof
-    leads to other roots.
+    RFC 9162 section 2.1.4.2, steps 2-8, without the final comparisons. ``path``
+    is the consistency proof with, when ``old_size`` is a power of two, the hash
+    of the first ``old_size`` leaves in front (step 2 puts the claimed old root
+    there; fork evidence puts the new tree's own hash instead, so that it proves
+    a fork on its own: :mod:`ledger.core.fork`). Raises ProofError if the path
+    has the wrong shape for these sizes.
     """
-    _check_hash(old_root, "old root")
-    _check_hash(new_root, "new root")
-    if old_size < 0:
-        raise ProofError("negative tree size", field="old size", found=old_size)
-    if new_size < old_size:
+    if not 0 < old_size < new_size:
         raise ProofError(
-            f"new tree size {new_size} is smaller than old tree size {old_size}",
-            field="new size",
+            "no consistency path for these sizes",
+            field="proof",
+            expected="0 < old size < new size",
+            found=(old_size, new_size),
         )
-    if old_size in (0, new_size):
-        _check_proof(proof, 0, "consistency")
-        if old_size == 0:
-            if old_root != EMPTY_ROOT:
-                raise RootMismatchError(
-                    "the root of the empty tree is SHA-256('')",
-                    field="old root",
-                    expected=EMPTY_ROOT,
-                    found=old_root,
-                )
-        elif old_root != new_root:
-            raise RootMismatchError(
-                f"two different roots for tree size {old_size}",
-                field="new root",
-                expected=old_root,
-                found=new_root,
-            )
-        return
-    _check_proof(proof, len(_consistency_ranges(old_size, new_size)), "consistency")
+    expected = len(_consistency_ranges(old_size, new_size)) + is_power_of_two(old_size)
+    _check_proof(path, expected, "consistency path")
+    return _consistency_walk(old_size, new_size, path)
 
-    # Step 2: when the old tree is a complete subtree of the new one, its root
-    # is the first hash of the path and the proof omits it.
-    path = [old_root, *proof] if old_size & (old_size - 1) == 0 else list(proof)
+
+def _consistency_walk(old_size: int, new_size: int, path: Sequence[bytes]) -> tuple[bytes, bytes]:
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn >>= 1
@@ -439,12 +445,82 @@ def verify_consistency(
         sn >>= 1
     if sn != 0:
         raise ProofError("consistency proof is shorter than the path to the root")
+    return fr, sr
+
+
+def root_from_consistency_proof(
+    old_size: int, new_size: int, old_root: bytes, proof: Sequence[bytes]
+) -> bytes:
+    """The root of the tree of ``new_size`` that ``proof`` leads to from (old_size, old_root).
+
+    RFC 9162 section 2.1.4.2 up to, not including, the comparison with the new
+    root (which :func:`verify_consistency` adds); transparency-dev's
+    ``RootFromConsistencyProof``: the proof must lead back to ``old_root``.
+    Equal sizes need an empty proof and give ``old_root``. The empty tree
+    (``old_size`` 0) is a prefix of every tree and no proof leads from it to a
+    root: that case is :func:`verify_consistency`'s alone. Raises ProofError if
+    the proof cannot be one for these sizes, RootMismatchError if it leads to
+    another old root.
+    """
+    _check_hash(old_root, "old root")
+    if old_size < 0:
+        raise ProofError("negative tree size", field="old size", found=old_size)
+    if new_size < old_size:
+        raise ProofError(
+            f"new tree size {new_size} is smaller than old tree size {old_size}",
+            field="new size",
+        )
+    if old_size == new_size:
+        _check_proof(proof, 0, "consistency")
+        return old_root
+    if old_size == 0:
+        raise ProofError(
+            "no consistency proof leads from the empty tree to a root", field="old size"
+        )
+    _check_proof(proof, len(_consistency_ranges(old_size, new_size)), "consistency")
+    # Step 2: when the old tree is a complete subtree of the new one, its root
+    # is the first hash of the path and the proof omits it.
+    path = [old_root, *proof] if is_power_of_two(old_size) else proof
+    fr, sr = _consistency_walk(old_size, new_size, path)
     if fr != old_root:
         raise RootMismatchError(
             f"consistency proof leads to another root for old tree size {old_size}",
             field="old root",
             expected=old_root,
             found=fr,
+        )
+    return sr
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> None:
+    """Check that the tree (new_size, new_root) extends the tree (old_size, old_root).
+
+    RFC 9162 section 2.1.4.2: :func:`root_from_consistency_proof`, then compare.
+    Equal sizes need an empty proof and equal roots; the empty tree is a prefix
+    of every tree, with an empty proof (its root must still be MTH({})). Raises
+    ProofError, or RootMismatchError when the proof leads to other roots.
+    """
+    _check_hash(old_root, "old root")
+    _check_hash(new_root, "new root")
+    if old_size == 0 and new_size >= 0:
+        _check_proof(proof, 0, "consistency")
+        if old_root != EMPTY_ROOT:
+            raise RootMismatchError(
+                "the root of the empty tree is SHA-256('')",
+                field="old root",
+                expected=EMPTY_ROOT,
+                found=old_root,
+            )
+        return
+    sr = root_from_consistency_proof(old_size, new_size, old_root, proof)
+    if old_size == new_size and sr != new_root:
+        raise RootMismatchError(
+            f"two different roots for tree size {old_size}",
+            field="new root",
+            expected=old_root,
+            found=new_root,
         )
     if sr != new_root:
         raise RootMismatchError(

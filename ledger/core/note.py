@@ -52,7 +52,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -272,9 +272,10 @@ class NoteSigner(Protocol):
 
 
 @dataclass(frozen=True)
-class Ed25519Verifier:
-    """An Ed25519 note key (signature type 0x01)."""
+class _NamedKey:
+    """A named Ed25519 public key of one signature type (``ALG``), with its key ID."""
 
+    ALG: ClassVar[int]
     name: str
     public_key: bytes
     key_id: bytes = field(init=False)
@@ -282,11 +283,18 @@ class Ed25519Verifier:
     def __post_init__(self) -> None:
         check_key_name(self.name)
         _check_vkey_key(self.public_key)
-        object.__setattr__(self, "key_id", key_id(self.name, self.public_key, ALG_ED25519))
+        object.__setattr__(self, "key_id", key_id(self.name, self.public_key, self.ALG))
 
     @property
     def vkey(self) -> str:
-        return make_vkey(self.name, self.public_key, ALG_ED25519)
+        return make_vkey(self.name, self.public_key, self.ALG)
+
+
+@dataclass(frozen=True)
+class Ed25519Verifier(_NamedKey):
+    """An Ed25519 note key (signature type 0x01)."""
+
+    ALG: ClassVar[int] = ALG_ED25519
 
     def verify(self, message: bytes, signature: bytes) -> None:
         ed25519.verify(self.public_key, signature, message)
@@ -315,21 +323,10 @@ def split_cosignature(signature: bytes) -> tuple[int, bytes]:
 
 
 @dataclass(frozen=True)
-class CosignatureVerifier:
+class CosignatureVerifier(_NamedKey):
     """An Ed25519 cosigner key (signature type 0x04); ``verify`` returns the timestamp."""
 
-    name: str
-    public_key: bytes
-    key_id: bytes = field(init=False)
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        _check_vkey_key(self.public_key)
-        object.__setattr__(self, "key_id", key_id(self.name, self.public_key, ALG_COSIGNATURE_V1))
-
-    @property
-    def vkey(self) -> str:
-        return make_vkey(self.name, self.public_key, ALG_COSIGNATURE_V1)
+    ALG: ClassVar[int] = ALG_COSIGNATURE_V1
 
     def verify(self, message: bytes, signature: bytes) -> int:
         try:

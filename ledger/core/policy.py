@@ -116,10 +116,15 @@ class Policy:
         return found
 
     def check_quorum(self, note: Note | bytes) -> None:
-        """Raise unless the valid cosignatures of ``note`` satisfy the quorum."""
+        """Raise unless the valid cosignatures of ``note`` satisfy the quorum.
+
+        Every witness the policy lists is a known key, whatever the quorum: its
+        cosignature is checked (and an invalid one rejects the note) under
+        ``quorum none`` too (docs/spec.md, "Verification procedure", step 1).
+        """
+        have = set(self.cosigners(note))
         if self.quorum is None:
             return
-        have = set(self.cosigners(note))
         groups = {g.name: g for g in self.groups}
         if not _satisfied(self.quorum, have, groups):
             raise VerificationError(
@@ -188,13 +193,16 @@ def parse_policy(data: bytes) -> Policy:
         try:
             p.line(items)
         except FormatError as e:
-            raise type(e)(
+            # A new error at raise time (FormatError or TooLargeError: both take these
+            # arguments), naming the line, from the item's error.
+            error = TooLargeError if isinstance(e, TooLargeError) else FormatError
+            raise error(
                 f"line {number}: {e.message}",
                 code=e.code,
                 field=e.field,
                 expected=e.expected,
                 found=e.found,
-            ) from None
+            ) from e
     if not p.has_quorum:
         raise FormatError("policy has no quorum line", field="quorum")
     return Policy(tuple(p.logs), tuple(p.log_urls), tuple(p.witnesses), tuple(p.groups), p.quorum)

@@ -48,6 +48,13 @@ from typing import Any, ClassVar, TypeAlias
 from ledger.core import ed25519
 from ledger.core.encoding import MAX_UINT63, b64decode_strict, b64encode, parse_hex32, parse_uint
 from ledger.core.errors import FormatError, SignatureError, TooLargeError
+from ledger.core.unicode import (
+    LINE_FORBIDDEN,
+    LONG_FORBIDDEN,
+    SPACE,
+    UNICODE_VERSION,
+    category_class,
+)
 
 #: The format version every record header (and entry header) starts with.
 VERSION = "endorsement-ledger/v1"
@@ -68,7 +75,6 @@ MAX_TITLE = 200
 MAX_COMMENT = 1000
 MAX_REASON = 1000
 
-_CONTROL = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _LOG = re.compile(r"[\x21-\x2a\x2c-\x7e]{1,255}")  # printable ASCII but space and '+'
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -191,16 +197,25 @@ def _check_text(s: str, *, field: str, max_bytes: int) -> str:
             f"text longer than {max_bytes} bytes", field=field, expected=max_bytes, found=size
         )
     if not (s.isascii() and _PRINTABLE_ASCII.fullmatch(s)):
-        for ch in s:
-            if unicodedata.category(ch) in _CONTROL:
-                raise FormatError(
-                    "control or format character in text", field=field, found=f"U+{ord(ch):04X}"
-                )
+        _check_repertoire(s, LINE_FORBIDDEN, field)
         if not unicodedata.is_normalized("NFC", s):
             raise FormatError("text is not in Unicode NFC", field=field)
-    if unicodedata.category(s[0]) == "Zs" or unicodedata.category(s[-1]) == "Zs":
+    if SPACE.match(s[0]) or SPACE.match(s[-1]):
         raise FormatError("text begins or ends with a space", field=field)
     return s
+
+
+def _check_repertoire(s: str, forbidden: re.Pattern[str], field: str) -> None:
+    """No character of ``forbidden`` (ledger.core.unicode: Unicode 14.0.0 classes)."""
+    bad = forbidden.search(s)
+    if bad is not None:
+        ch = bad.group()
+        what = (
+            f"code point unassigned in Unicode {UNICODE_VERSION}"
+            if category_class(ch) == "unassigned"
+            else "control or format character"
+        )
+        raise FormatError(f"{what} in text", field=field, found=f"U+{ord(ch):04X}")
 
 
 def _check_long_text(s: str, *, field: str) -> str:
@@ -209,11 +224,7 @@ def _check_long_text(s: str, *, field: str) -> str:
         raise FormatError("empty text", field=field)
     if s.isascii() and _ASCII_TEXT.fullmatch(s):
         return s
-    for ch in s:
-        if ch not in "\n\t" and unicodedata.category(ch) in _CONTROL:
-            raise FormatError(
-                "control or format character in text", field=field, found=f"U+{ord(ch):04X}"
-            )
+    _check_repertoire(s, LONG_FORBIDDEN, field)
     if not unicodedata.is_normalized("NFC", s):
         raise FormatError("text is not in Unicode NFC", field=field)
     return s
@@ -673,10 +684,11 @@ def parse_record_strict(data: bytes, *, allow_draft: bool = False) -> SignedReco
     signatures = tuple(_parse_sig_line(line) for line in sig_lines)
     record = SignedRecord(body, body_bytes, signatures)
     _check_count(record, allow_draft=allow_draft)
-    # Canonical by construction: the body is (parse_body checks it re-encodes to its
-    # bytes), each sig line's base64 is canonical (b64decode_strict) and the lines
-    # are split exactly, so record.encode() == data; tests/test_fuzz_parsers.py
-    # checks that round trip (re-encoding here cost 7% of the verifier's main process).
+    # Canonical by construction: the body is (see the end of _parse_body: it accepts
+    # only canonical text, without re-encoding it), each sig line's base64 is canonical
+    # (b64decode_strict) and the lines are split exactly, so record.encode() == data;
+    # tests/test_fuzz_parsers.py checks that round trip (re-encoding here cost 7% of
+    # the verifier's main process).
     return record
 
 

@@ -12,18 +12,13 @@ endorsements fit in well under 200 MB.
 from __future__ import annotations
 
 import array
-import binascii
 import bisect
-import hashlib
-import io
 import itertools
 import operator
-import struct
 import sys
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol, TypeAlias, cast
+from typing import Any
 
 from ledger.core.ed25519 import key_hash
 from ledger.core.encoding import b64decode_strict, b64encode, parse_hex32
@@ -70,80 +65,6 @@ class StatementRecord:
     @property
     def total(self) -> int:
         return sum(self.tallies.values())
-
-
-def _hex32(s: str, field: str) -> bytes:
-    """A 32-byte value from lowercase hex, quickly (restoring thousands of ids)."""
-    try:
-        raw = bytes.fromhex(s)
-    except (TypeError, ValueError):
-        raw = b""
-    if len(raw) != 32 or raw.hex() != s:
-        raise FormatError("not 64 lowercase hex digits", field=field, found=str(s)[:100])
-    return raw
-
-
-def _key32(s: str, field: str) -> bytes:
-    """A 32-byte key from canonical base64, quickly."""
-    try:
-        raw = binascii.a2b_base64(s, strict_mode=True)
-    except (TypeError, ValueError, binascii.Error):
-        raw = b""
-    if len(raw) != 32 or binascii.b2a_base64(raw, newline=False).decode() != s:
-        raise FormatError("not the base64 of a 32-byte key", field=field, found=str(s)[:100])
-    return raw
-
-
-# The binary form of a MemoryState (MemoryState.to_bytes): little-endian throughout.
-_U32 = "I" if array.array("I").itemsize == 4 else "L"  # an array typecode of 4 bytes
-_NONE = 0xFFFFFFFF  # the length of an absent string (country, domain)
-_PRELUDE = struct.Struct("<BQQQ32sIIIIIIQQ")
-RawBody: TypeAlias = "tuple[bytes, array.array[int], array.array[int]]"
-
-
-def _little(column: bytes | array.array[int]) -> bytes | array.array[int]:
-    """A column as little-endian bytes-like (a byteswapped copy on big-endian hosts)."""
-    if isinstance(column, bytes) or sys.byteorder == "little":
-        return column
-    copy = array.array(column.typecode, column)  # pragma: no cover
-    copy.byteswap()  # pragma: no cover
-    return copy  # pragma: no cover
-
-
-def _little_view(arr: array.array[int]) -> memoryview:
-    return memoryview(_little(arr)).cast("B")
-
-
-class Reader(Protocol):
-    """A binary file open for reading (``open(path, "rb")``, ``io.BytesIO``)."""
-
-    def read(self, n: int = -1, /) -> bytes: ...
-
-    def readinto(self, buffer: memoryview, /) -> int: ...
-
-
-def _read_exactly(f: Reader, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise FormatError("saved state is truncated", field="state", expected=n, found=len(data))
-    return data
-
-
-def _read_array(
-    f: Reader, n: int, update: Callable[[memoryview], object] | None
-) -> array.array[int]:
-    """``n`` uint64 read from ``f`` straight into an array (no intermediate bytes)."""
-    arr = array.array("Q", [0]) * n
-    view = memoryview(arr).cast("B")
-    done = 0
-    while done < len(view):
-        got = f.readinto(view[done:])
-        if not got:
-            raise FormatError("saved state is truncated", field="state", found=done)
-        done += got
-    if update is not None:
-        update(view)
-    return arr
 
 
 class PairTable:
@@ -223,17 +144,17 @@ class PairTable:
         table._keys, table._values = keys, values
         return table
 
-
-def _pair_table(keys: array.array[int], values: array.array[int]) -> PairTable:
-    """The pair table of two saved little-endian arrays (swapped in place on big-endian
-    hosts); raise FormatError unless the keys are strictly increasing."""
-    if sys.byteorder != "little":  # pragma: no cover - the file is little-endian
-        keys.byteswap()
-        values.byteswap()
-    try:
-        return PairTable.from_arrays(keys, values)
-    except ValueError as e:
-        raise FormatError(f"pairs are damaged: {e}", field="pair_keys") from None
+    @classmethod
+    def from_saved(cls, keys: array.array[int], values: array.array[int]) -> PairTable:
+        """The table of two saved little-endian arrays (swapped in place on big-endian
+        hosts); raise FormatError unless the keys are strictly increasing."""
+        if sys.byteorder != "little":  # pragma: no cover - saved states are little-endian
+            keys.byteswap()
+            values.byteswap()
+        try:
+            return cls.from_arrays(keys, values)
+        except ValueError as e:
+            raise FormatError(f"pairs are damaged: {e}", field="pair_keys") from None
 
 
 class MemoryState:
@@ -464,8 +385,8 @@ class MemoryState:
             for sid, name, kind, country, domain, index, keys, current, active in data[
                 "signatories"
             ]:
-                ident = _hex32(sid, "signatories")
-                raw_keys = [_key32(k, "signatories") for k in keys]
+                ident = parse_hex32(sid, field="signatories")
+                raw_keys = [b64decode_strict(k, field="signatories", length=32) for k in keys]
                 st.signatories[ident] = SignatoryRecord(
                     ident,
                     name,
@@ -473,22 +394,22 @@ class MemoryState:
                     country,
                     domain,
                     int(index),
-                    _key32(current, "signatories"),
+                    b64decode_strict(current, field="signatories", length=32),
                     bool(active),
                     raw_keys,
                 )
                 for k in raw_keys:
                     st._keys[key_hash(k)] = (ident, k, False)
             for kh in data["revoked_keys"]:
-                h = _hex32(kh, "revoked_keys")
+                h = parse_hex32(kh, field="revoked_keys")
                 sig, pub, _ = st._keys[h]
                 st._keys[h] = (sig, pub, True)
             for sid, title, authors, index, tallies in data["statements"]:
-                ident = _hex32(sid, "statements")
+                ident = parse_hex32(sid, field="statements")
                 st.statements[ident] = StatementRecord(
                     ident,
                     title,
-                    tuple(_hex32(a, "statements") for a in authors),
+                    tuple(parse_hex32(a, field="statements") for a in authors),
                     int(index),
                     Counter({str(k): int(v) for k, v in tallies.items()}),
                 )
@@ -506,271 +427,7 @@ class MemoryState:
             raise FormatError(f"not a saved replay state: {e!r}", field="state") from None
         if len(keys_arr) != len(values_arr):
             raise FormatError("pair arrays differ in length", field="pair_values")
-        st._pairs = _pair_table(keys_arr, values_arr)
-        return st
-
-    # --- saving and restoring, binary ------------------------------------------------
-
-    def body_chunks(self) -> list[memoryview]:
-        """The saved state (:meth:`to_bytes`) as pieces to write in order.
-
-        The pair arrays are not copied (on little-endian hosts): they are the last two
-        pieces, views of the table's own arrays. ``sum(c.nbytes ...)`` is the length.
-        """
-        sigs = list(self.signatories.values())
-        stmts = list(self.statements.values())
-        strings: list[str | None] = [self.origin]
-        for s in sigs:
-            strings += (s.name, s.country, s.domain)
-        strings += [st.title for st in stmts]
-        lengths = array.array(_U32, [_NONE if x is None else len(x) for x in strings])
-        text = "".join([x for x in strings if x is not None]).encode("utf-8")
-        kind_no = {k: i for i, k in enumerate(KINDS)}
-        try:
-            sig_kinds = bytes([kind_no[s.kind] for s in sigs])
-        except KeyError as e:
-            raise ValueError(f"not a signatory kind: {e}") from None
-        if not set().union(*(st.tallies for st in stmts)) <= kind_no.keys():
-            raise ValueError("a tally is not of a signatory kind")
-        keys = [k for s in sigs for k in s.keys]
-        authors = [a for st in stmts for a in st.authors]
-        revoked = [kh for kh, k in self._keys.items() if k[2]]
-        pair_keys, pair_values = self._pairs.arrays()
-        prelude = _PRELUDE.pack(
-            int(self.max_age_s is not None),
-            self.max_age_s or 0,
-            self.size,
-            self.last_time_ms,
-            self.last_leaf_hash,
-            len(sigs),
-            len(stmts),
-            len(keys),
-            len(authors),
-            len(revoked),
-            len(self._ids),
-            len(text),
-            len(pair_keys),
-        )
-        columns: list[bytes | array.array[int]] = [
-            prelude,
-            lengths,
-            text,
-            b"".join([s.signatory for s in sigs]),
-            sig_kinds,
-            bytes([s.active for s in sigs]),
-            array.array("Q", [s.index for s in sigs]),
-            array.array(_U32, [len(s.keys) for s in sigs]),
-            b"".join([s.current_key for s in sigs]),
-            b"".join(keys),
-            b"".join([st.statement for st in stmts]),
-            array.array("Q", [st.index for st in stmts]),
-            array.array(_U32, [len(st.authors) for st in stmts]),
-            b"".join(authors),
-            array.array("q", [st.tallies.get(k, 0) for st in stmts for k in KINDS]),
-            b"".join(revoked),
-            b"".join(self._ids),
-        ]
-        head = b"".join(_little(c) for c in columns)
-        return [memoryview(head), _little_view(pair_keys), _little_view(pair_values)]
-
-    def to_bytes(self) -> bytes:
-        """The saved state (:meth:`to_bytes`); restore it with :meth:`from_bytes`."""
-        return b"".join(self.body_chunks())
-
-    def write_to(self, f: BinaryIO) -> int:
-        """Write :meth:`to_bytes` to ``f`` without joining it first; return its length."""
-        n = 0
-        for chunk in self.body_chunks():
-            f.write(chunk)
-            n += chunk.nbytes
-        return n
-
-    @classmethod
-    def from_bytes(cls, data: bytes | bytearray | memoryview) -> MemoryState:
-        """Restore what :meth:`to_bytes` saved; raise FormatError if it is not one."""
-        view = memoryview(data).cast("B")
-        return cls.from_raw(cls.read_raw(io.BytesIO(view), view.nbytes))
-
-    @staticmethod
-    def read_raw(
-        f: Reader, length: int, update: Callable[[memoryview], object] | None = None
-    ) -> RawBody:
-        """Read the ``length`` bytes of a saved state from ``f`` without decoding them.
-
-        Only the prelude is looked at: its counts must add up to exactly ``length``
-        (FormatError otherwise, before anything large is allocated). The pair arrays
-        are read straight into arrays. ``update`` sees every byte read (a hash's
-        ``update``): check it before :meth:`from_raw` decodes the rest.
-        """
-        if length < _PRELUDE.size:
-            raise FormatError("saved state is truncated", field="state", found=length)
-        prelude = _read_exactly(f, _PRELUDE.size)
-        counts = _PRELUDE.unpack(prelude)
-        s, t, k, a, r, i, text, p = counts[5:]
-        records = (
-            _PRELUDE.size
-            + 4 * (1 + 3 * s + t)
-            + text
-            + s * (32 + 1 + 1 + 8 + 4 + 32)
-            + 32 * k
-            + t * (32 + 8 + 4 + 8 * len(KINDS))
-            + 32 * a
-            + 32 * r
-            + 32 * i
-        )
-        if records + 16 * p != length:
-            raise FormatError(
-                "saved state's counts do not add up to its length",
-                field="state",
-                expected=length,
-                found=records + 16 * p,
-            )
-        if update is not None:
-            update(memoryview(prelude))
-        rest = _read_exactly(f, records - _PRELUDE.size)
-        if update is not None:
-            update(memoryview(rest))
-        pair_keys, pair_values = _read_array(f, p, update), _read_array(f, p, update)
-        return prelude + rest, pair_keys, pair_values
-
-    @classmethod
-    def from_raw(cls, raw: RawBody) -> MemoryState:
-        """Decode what :meth:`read_raw` read; raise FormatError if it does not fit."""
-        records, pair_keys, pair_values = raw
-        try:
-            return cls._decode(records, pair_keys, pair_values)
-        except FormatError:
-            raise
-        except (IndexError, KeyError, TypeError, ValueError, OverflowError) as e:
-            raise FormatError(f"not a saved replay state: {e!r}", field="state") from None
-
-    @classmethod
-    def _decode(
-        cls, records: bytes, pair_keys: array.array[int], pair_values: array.array[int]
-    ) -> MemoryState:
-        has_age, age, size, last_time_ms, last_leaf_hash, *counts = _PRELUDE.unpack_from(records)
-        s, t, k, a, r, i, text_len, _ = counts
-        pos = _PRELUDE.size
-
-        def take(n: int) -> bytes:
-            nonlocal pos
-            pos += n
-            return records[pos - n : pos]
-
-        def ints(code: str, n: int) -> array.array[int]:
-            out = array.array(code)
-            out.frombytes(take(n * out.itemsize))
-            if sys.byteorder != "little":  # pragma: no cover - the file is little-endian
-                out.byteswap()
-            return out
-
-        def ids(n: int) -> list[bytes]:
-            raw = take(32 * n)
-            return [raw[j : j + 32] for j in range(0, len(raw), 32)]
-
-        def flags(n: int, field: str, limit: int) -> bytes:
-            raw = take(n)
-            if raw and max(raw) >= limit:
-                raise FormatError("value out of range", field=field, found=max(raw))
-            return raw
-
-        if has_age not in (0, 1):
-            raise FormatError("bad max_age_s flag", field="max_age_s", found=has_age)
-        lengths = ints(_U32, 1 + 3 * s + t)
-        try:
-            text = take(text_len).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise FormatError(f"text is not UTF-8: {e}", field="strings") from None
-        strings: list[str | None] = []
-        at = 0
-        for n in lengths:
-            if n == _NONE:
-                strings.append(None)
-            else:
-                strings.append(text[at : at + n])
-                at += n
-        if at != len(text):
-            raise FormatError(
-                "string lengths do not add up", field="strings", expected=len(text), found=at
-            )
-        origin, names, countries, domains = strings[0], strings[1::3], strings[2::3], strings[3::3]
-        titles = strings[1 + 3 * s :]
-        names, countries, domains = names[:s], countries[:s], domains[:s]
-        if origin is None or None in names or None in titles:
-            raise FormatError("a required string is missing", field="strings")
-        names_, titles_ = cast("list[str]", names), cast("list[str]", titles)
-        st = cls(origin, max_age_s=age if has_age else None)
-        st.size, st.last_time_ms, st.last_leaf_hash = size, last_time_ms, last_leaf_hash
-
-        sig_ids = ids(s)
-        sig_kinds = flags(s, "signatories", len(KINDS))
-        sig_active = flags(s, "signatories", 2)
-        sig_index = ints("Q", s)
-        key_counts = ints(_U32, s)
-        current = ids(s)
-        all_keys = ids(k)
-        if sum(key_counts) != k:
-            raise FormatError("key counts do not add up", field="signatories")
-        # Column by column, with map() and zip() rather than a loop: tens of
-        # thousands of records, a microsecond each.
-        bounds = list(itertools.accumulate(key_counts, initial=0))
-        own_keys = list(map(all_keys.__getitem__, map(slice, bounds, bounds[1:])))
-        sig_records = map(
-            SignatoryRecord,
-            sig_ids,
-            names_,
-            map(KINDS.__getitem__, sig_kinds),
-            countries,
-            domains,
-            sig_index,
-            current,
-            map(bool, sig_active),
-            own_keys,
-        )
-        signatories = st.signatories
-        signatories.update(zip(sig_ids, sig_records, strict=True))
-        owners = itertools.chain.from_iterable(map(itertools.repeat, sig_ids, key_counts))
-        # key_hash() without its length check: these keys are 32 bytes
-        hashes = [hashlib.sha256(key).digest() for key in all_keys]
-        keys_map = st._keys
-        keys_map.update(zip(hashes, zip(owners, all_keys, itertools.repeat(False)), strict=True))
-        if len(signatories) != s:
-            raise FormatError("a signatory is saved twice", field="signatories")
-
-        stmt_ids = ids(t)
-        stmt_index = ints("Q", t)
-        author_counts = ints(_U32, t)
-        all_authors = ids(a)
-        values = ints("q", len(KINDS) * t).tolist()
-        rows = zip(*[iter(values)] * len(KINDS), strict=True)
-        if sum(author_counts) != a:
-            raise FormatError("author counts do not add up", field="statements")
-        bounds = list(itertools.accumulate(author_counts, initial=0))
-        authors = map(tuple, map(all_authors.__getitem__, map(slice, bounds, bounds[1:])))
-        # Counter(mapping) runs Python code; a Counter is a dict with methods
-        tallies: list[Counter[str]] = list(map(Counter.__new__, itertools.repeat(Counter, t)))
-        for counter, row in zip(tallies, rows, strict=True):  # a tally holds no zeros
-            dict.update(counter, {kind: v for kind, v in zip(KINDS, row, strict=True) if v})
-        stmt_records = map(StatementRecord, stmt_ids, titles_, authors, stmt_index, tallies)
-        statements = st.statements
-        statements.update(zip(stmt_ids, stmt_records, strict=True))
-        if len(statements) != t:
-            raise FormatError("a statement is saved twice", field="statements")
-
-        for h in ids(r):
-            revoked = keys_map.get(h)
-            if revoked is None:
-                raise FormatError("a revoked key is not a signatory's", field="revoked_keys")
-            keys_map[h] = (revoked[0], revoked[1], True)
-        small = ids(i)
-        st._ids = dict(zip(small, range(i), strict=True))
-        if len(st._ids) != i:
-            raise FormatError("an id is saved twice", field="ids")
-        if pos != len(records):  # pragma: no cover - read_raw checked the counts
-            raise FormatError("saved state has extra bytes", field="state")
-        st._pairs = _pair_table(pair_keys, pair_values)
-        if len(st._pairs) and pair_keys[-1] >> 32 >= i:
-            raise FormatError("a pair names an unknown statement", field="pair_keys")
+        st._pairs = PairTable.from_saved(keys_arr, values_arr)
         return st
 
     # --- reading -------------------------------------------------------------------

@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ledger.core.encoding import parse_uint
+from ledger.core.encoding import MAX_UINT63, parse_uint
 from ledger.core.errors import FormatError, RootMismatchError, TooLargeError
 from ledger.core.merkle import (
     EMPTY_ROOT,
@@ -50,6 +50,7 @@ from ledger.core.merkle import (
 __all__ = [
     "MAX_BUNDLE_ENTRY_SIZE",
     "MAX_TILE_LEVEL",
+    "MISSING",
     "TILE_HEIGHT",
     "TILE_WIDTH",
     "Tile",
@@ -60,6 +61,8 @@ __all__ = [
     "entries_path",
     "new_tiles",
     "parse_tile_path",
+    "read_bundle",
+    "read_tile",
     "read_tile_data",
     "tile_path",
     "tiles_for_size",
@@ -69,9 +72,6 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_TILE_LEVEL = 63
 MAX_BUNDLE_ENTRY_SIZE = 0xFFFF
-# Trees have at most 2^63 - 1 leaves (sizes are parsed as uint63): a tile
-# starting beyond that belongs to no tree.
-_MAX_LEAVES = 2**63 - 1
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _NODE = b"\x01"
 _sha256 = hashlib.sha256
@@ -104,7 +104,9 @@ class Tile:
             raise FormatError(
                 f"tile width must be 1 to {TILE_WIDTH}", field="width", found=self.width
             )
-        if self.n < 0 or self.n << (TILE_HEIGHT * (self.level + 1)) > _MAX_LEAVES:
+        # Trees have at most 2^63 - 1 leaves (sizes are parsed as uint63): a tile
+        # starting beyond that belongs to no tree.
+        if self.n < 0 or self.n << (TILE_HEIGHT * (self.level + 1)) > MAX_UINT63:
             raise FormatError(
                 "tile index is beyond any tree of at most 2^63 - 1 leaves",
                 field="n",
@@ -184,7 +186,7 @@ def _level_tiles(level: int, count: int, start: int = 0) -> Iterable[Tile]:
 
 def tiles_for_size(size: int) -> list[Tile]:
     """Every hash tile, full and partial, of a tree of ``size`` leaves, level by level."""
-    if not 0 <= size <= _MAX_LEAVES:
+    if not 0 <= size <= MAX_UINT63:
         raise ValueError(f"tree size {size} is out of range")
     tiles: list[Tile] = []
     level = 0
@@ -200,7 +202,7 @@ def new_tiles(old_size: int, new_size: int) -> list[Tile]:
     These are what a log publishes when it grows: newly full tiles and new or
     wider partial ones. Every other tile of the new tree is unchanged.
     """
-    if not 0 <= old_size <= new_size <= _MAX_LEAVES:
+    if not 0 <= old_size <= new_size <= MAX_UINT63:
         raise ValueError(f"tree cannot grow from size {old_size} to {new_size}")
     tiles: list[Tile] = []
     level = 0
@@ -217,7 +219,7 @@ def new_tiles(old_size: int, new_size: int) -> list[Tile]:
 
 def bundles_for_size(size: int) -> list[Tile]:
     """Every entry bundle, full and partial, of a log of ``size`` entries."""
-    if not 0 <= size <= _MAX_LEAVES:
+    if not 0 <= size <= MAX_UINT63:
         raise ValueError(f"tree size {size} is out of range")
     return [Tile(0, t.n, t.width, is_entries=True) for t in _level_tiles(0, size)]
 
@@ -292,6 +294,79 @@ def decode_bundle(data: bytes, expected_count: int | None = None) -> list[bytes]
     return entries
 
 
+# --- Reading tiles and bundles, with the partial fallbacks --------------------------
+
+#: What ``fetch`` raises for a resource the log does not have: then a partial tile or
+#: bundle is read from the full one (``ledger.verify.source.NotFoundError`` is a
+#: LookupError).
+MISSING = (FileNotFoundError, LookupError)
+
+
+def read_tile(fetch: Callable[[str], bytes], level: int, n: int, width: int = TILE_WIDTH) -> bytes:
+    """The ``width`` hashes of tile ``n`` of ``level``, read through ``fetch(path)``.
+
+    tlog-tiles, "Partial Tiles": a log may delete a partial tile once the full one
+    exists. If ``fetch`` raises FileNotFoundError or LookupError for a partial
+    tile, the full tile is read instead (it must be exactly 256 hashes) and its
+    first ``width`` hashes returned. A tile of the wrong length raises FormatError
+    (code ``bad_tile``) naming the path read and the first leaf the tile covers.
+    The bytes are not authenticated: that is the caller's job.
+    """
+    tile = Tile(level, n, width)
+    path, want = tile.path, width * HASH_SIZE
+    try:
+        data = fetch(path)
+    except MISSING:
+        if not tile.is_partial:
+            raise
+        path, want = Tile(level, n).path, _TILE_BYTES
+        data = fetch(path)
+    if len(data) != want:
+        raise FormatError(
+            "tile has the wrong length" + (" (truncated)" if len(data) < want else ""),
+            code="bad_tile",
+            index=(n * TILE_WIDTH) << (TILE_HEIGHT * level),
+            field=path,
+            expected=want,
+            found=len(data),
+        )
+    return bytes(data[: width * HASH_SIZE])
+
+
+def read_bundle(fetch: Callable[[str], bytes], n: int, size: int) -> list[bytes]:
+    """The entries of bundle ``n`` of a log of ``size`` entries, read through ``fetch(path)``.
+
+    The bundle holds ``min(256, size - 256n)`` entries, split strictly
+    (:func:`decode_bundle` with that count). tlog-tiles, "Partial Tiles": if
+    ``fetch`` raises FileNotFoundError or LookupError for a partial bundle, the
+    full bundle is read instead (it must split into exactly 256 entries) and its
+    first entries returned. A bundle that does not split raises FormatError
+    naming the path read and the entries it holds.
+    """
+    width = min(TILE_WIDTH, size - n * TILE_WIDTH)
+    bundle = Tile(0, n, width, is_entries=True)
+    path, count = bundle.path, width
+    try:
+        data = fetch(path)
+    except MISSING:
+        if not bundle.is_partial:
+            raise
+        path, count = entries_path(n), TILE_WIDTH
+        data = fetch(path)
+    try:
+        entries = decode_bundle(data, expected_count=count)
+    except FormatError as e:
+        first = n * TILE_WIDTH
+        raise FormatError(
+            f"entry bundle of entries {first}..{first + count - 1}: {e.message}",
+            code=e.code,
+            field=path,
+            expected=e.expected,
+            found=e.found,
+        ) from e
+    return entries[:width]
+
+
 # --- Reading a tree from untrusted tiles -----------------------------------------
 
 
@@ -328,9 +403,9 @@ class TileHashReader(HashReader):
     A tile that fails raises RootMismatchError; a tile of the wrong length
     raises FormatError. Authenticated tiles are cached for the reader's life,
     with the subtree hashes computed from them (about twice the tile bytes).
-    If fetching a partial tile raises FileNotFoundError or LookupError, the
-    full tile is fetched instead and its first W hashes used: a log may delete
-    a partial tile once the full one exists (tlog-tiles, "Partial Tiles").
+    Tiles are read with :func:`read_tile`: if fetching a partial tile raises
+    FileNotFoundError or LookupError, the full tile is fetched instead and its
+    first W hashes used (tlog-tiles, "Partial Tiles").
 
     Proofs then come from the ordinary functions::
 
@@ -340,7 +415,7 @@ class TileHashReader(HashReader):
     __slots__ = ("_checked_root", "_fetch", "_tiles", "root", "size")
 
     def __init__(self, size: int, root: bytes, fetch: Callable[[str], bytes]) -> None:
-        if not 0 <= size <= _MAX_LEAVES:
+        if not 0 <= size <= MAX_UINT63:
             raise ValueError(f"tree size {size} is out of range")
         if len(root) != HASH_SIZE:
             raise ValueError(f"root must be {HASH_SIZE} bytes, not {len(root)}")
@@ -363,31 +438,6 @@ class TileHashReader(HashReader):
             out.append(levels[sub][(first % TILE_WIDTH) >> sub])
         return out
 
-    def _fetch_tile(self, tile: Tile) -> bytes:
-        try:
-            data = self._fetch(tile.path)
-        except (FileNotFoundError, LookupError):
-            if not tile.is_partial:
-                raise
-            full = Tile(tile.level, tile.n)
-            data = self._fetch(full.path)
-            if len(data) != _TILE_BYTES:
-                raise FormatError(
-                    "tile has the wrong length",
-                    field=full.path,
-                    expected=_TILE_BYTES,
-                    found=len(data),
-                ) from None
-            return data[: tile.width * HASH_SIZE]
-        if len(data) != tile.width * HASH_SIZE:
-            raise FormatError(
-                "tile has the wrong length",
-                field=tile.path,
-                expected=tile.width * HASH_SIZE,
-                found=len(data),
-            )
-        return bytes(data)
-
     def _check_root(self) -> None:
         """Step 1: fetch the partial tiles and check they make up the trusted root."""
         if self._checked_root:
@@ -409,7 +459,9 @@ class TileHashReader(HashReader):
             count = size >> (TILE_HEIGHT * level)
             if count % TILE_WIDTH:
                 tile = Tile(level, count // TILE_WIDTH, count % TILE_WIDTH)
-                edges[level, tile.n] = _tile_levels(self._fetch_tile(tile))
+                edges[level, tile.n] = _tile_levels(
+                    read_tile(self._fetch, tile.level, tile.n, tile.width)
+                )
             level += 1
         # The root folds, from the right, the complete subtrees of the tree: one
         # per set bit of size, each inside the partial tile of its level.
@@ -440,7 +492,7 @@ class TileHashReader(HashReader):
             return levels
         # Partial tiles were all authenticated in step 1, so this one is full.
         tile = Tile(level, n)
-        levels = _tile_levels(self._fetch_tile(tile))
+        levels = _tile_levels(read_tile(self._fetch, level, n))
         parent = self._tile(level + 1, n // TILE_WIDTH)
         expected = parent[0][n % TILE_WIDTH]
         found = levels[TILE_HEIGHT][0]

@@ -1,39 +1,33 @@
 """Keep a verified static copy of a log in the C2SP tlog-tiles layout (``ledger mirror``).
 
 A mirror directory holds what a log serves under its prefix (C2SP tlog-tiles,
-https://c2sp.org/tlog-tiles), so that any static web server can serve it and any
-tlog-tiles client, ``ledger-verify`` included, can read it::
-
-    checkpoint                   the newest verified signed checkpoint (published last)
-    tile/<L>/<N>[.p/<W>]         Merkle tree tiles
-    tile/entries/<N>[.p/<W>]     entry bundles
-    .ledger-mirror/state.json    the verifier's state (ledger.verify.statefile), not public
-    .ledger-mirror/staging/      files fetched but not yet verified, not public
-    .ledger-mirror/lock          one mirror process per directory (flock)
-    .ledger-mirror/fork-evidence-<time>.json   saved when the source forked
+https://c2sp.org/tlog-tiles; :mod:`ledger.mirror.layout`), so that any static web
+server can serve it and any tlog-tiles client, ``ledger-verify`` included, can
+read it; its private part is ``.ledger-mirror/`` (:mod:`ledger.mirror.directory`).
 
 :class:`Mirror` copies a *source* (a log server, another mirror over HTTP, or a
 mirror directory: :func:`ledger.verify.source.open_source`) into the directory:
 
-1. **Incremental.** Everything the source serves at a tree size is determined by
-   that size: a tree that grows from ``m`` to ``n`` entries gains the files
-   :func:`new_paths` lists (full tiles and bundles completed since ``m``, and the
-   new partial ones), and no other file changes. Only those are fetched, plus the
-   partial tiles of the new tree that the consistency proof reads, which the
-   verifier must take from the source to be able to tell a fork.
+1. **Incremental.** A tree that grows from ``m`` to ``n`` entries gains the files
+   :func:`ledger.mirror.layout.new_paths` lists, and no other file changes. Only
+   those are fetched, plus the partial tiles of the new tree that the consistency
+   proof reads, which the verifier must take from the source to be able to tell a
+   fork.
 2. **Verified first.** Every fetched byte goes through the verifier's own code,
    :func:`ledger.verify.verifier.verify_log`, resumed from the state saved by the last
-   sync and trusting only the keys the user gave (:class:`ledger.verify.verifier.Trust`):
+   sync and trusting only the keys the user gave (:class:`ledger.verify.trust.Trust`):
    checkpoint signature, consistency with the last verified checkpoint, every
    entry, signature and rule, every tile. Fetched files wait in a staging
-   directory meanwhile and are published only if all of it passes.
-3. **Crash-safe.** Publishing renames each staged file into place after an
-   ``fsync`` (so a renamed file is never empty after a power cut), makes the
-   renames durable (``fsync`` of the directories), saves the state, and writes the
-   ``checkpoint`` *last*, atomically. Tiles and bundles are immutable and new ones
-   are not referenced by the old checkpoint, so a crash at any point leaves a
-   directory that serves the old checkpoint consistently, perhaps with extra files,
-   or the new one. :class:`LayoutWriter` says at each step what a crash leaves.
+   directory meanwhile (:class:`ledger.mirror.staging.StagingSource`) and are
+   published only if all of it passes. The verified state is what the static
+   site is built from (:mod:`ledger.mirror.site`): :attr:`Mirror.state`.
+3. **Crash-safe.** Each staged file is durable before it is renamed into place;
+   then the renames are made durable (``fsync`` of the directories), the state is
+   saved, and the ``checkpoint`` is written *last*, atomically
+   (:class:`ledger.mirror.layout.LayoutWriter` says at each step what a crash
+   leaves). A crash at any point leaves a directory that serves the old checkpoint
+   consistently, perhaps with extra files, or the new one; the next open finishes
+   the job (:meth:`Mirror._recover`).
 4. **Forks are refused.** If the source's checkpoint is not consistent with the
    mirror's (RFC 9162 consistency proof), nothing is published, the state is kept,
    and both signed checkpoints (with the proof) are saved as fork evidence in the
@@ -43,51 +37,28 @@ mirror directory: :func:`ledger.verify.source.open_source`) into the directory:
 
 Partial tiles and bundles (``.p/<W>``) of an earlier size are kept while the
 tile is still partial, for clients that hold an older checkpoint, and removed
-once the full tile exists (tlog-tiles lets a log drop them then; clients fall
-back to the full tile). Two mirrors that sync at the same sizes hold
-byte-identical files.
-
-The service writes the same layout with the same writer (``api/publish.py``).
-Standard library and ``cryptography`` only; POSIX (``fcntl``, directory fsync).
+once the full tile exists. Two mirrors that sync at the same sizes hold
+byte-identical files. Standard library and ``cryptography`` only; POSIX.
 """
 
 from __future__ import annotations
 
-import datetime
-import fcntl
-import os
-import shutil
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.core import merkle, tiles
-from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
+from ledger.core.checkpoint import Checkpoint
 from ledger.core.errors import LedgerError
-from ledger.core.fork import ForkError, evidence_bytes, fork_evidence, is_power_of_two
-from ledger.core.note import parse_note
+from ledger.core.fork import ForkError, fork_evidence
+from ledger.core.merkle import is_power_of_two
+from ledger.mirror.directory import MirrorDirectory, MirrorError
+from ledger.mirror.layout import LayoutWriter, clean_staging, new_paths
+from ledger.mirror.staging import StagingSource
 from ledger.verify.source import DirectorySource, Source
-from ledger.verify.statefile import VerifierState, load_state, save_state, write_atomically
-from ledger.verify.verifier import Progress, Result, Trust, fetch_checkpoint, verify_log
-
-#: The mirror's private directory inside the mirror (never part of the log's layout).
-STATE_DIR = ".ledger-mirror"
-STATE_FILE = "state.json"
-STAGING_DIR = "staging"
-LOCK_FILE = "lock"
-#: Mode of published files and directories: the mirror is public.
-FILE_MODE = 0o644
-DIR_MODE = 0o755
-
-_WIDTH = tiles.TILE_WIDTH
-
-
-class MirrorError(LedgerError):
-    """The mirror cannot run: its directory is unusable, busy, or not a mirror of this log."""
-
-    code = "mirror_error"
+from ledger.verify.statefile import VerifierState
+from ledger.verify.trust import Trust, fetch_checkpoint
+from ledger.verify.verifier import Progress, Result, verify_log
 
 
 class MirrorForkError(ForkError):
@@ -102,196 +73,6 @@ class MirrorForkError(ForkError):
             found=fork.found,
         )
         self.evidence_path = evidence_path
-
-
-# --- which files a tree has ------------------------------------------------------------
-
-
-def new_paths(old_size: int, new_size: int) -> list[str]:
-    """The tlog-tiles paths a tree of ``new_size`` has and one of ``old_size`` has not.
-
-    Entry bundles first, then hash tiles level by level. Every other path of the
-    larger tree holds the same bytes in the smaller one.
-
-    >>> new_paths(256, 300)  # tile/1/000.p/1 is the same at both sizes
-    ['tile/entries/001.p/44', 'tile/0/001.p/44']
-    >>> new_paths(200, 300)
-    ['tile/entries/000', 'tile/entries/001.p/44', 'tile/0/000', 'tile/0/001.p/44', 'tile/1/000.p/1']
-    >>> new_paths(300, 300)
-    []
-    """
-    bundles = [
-        b.path for b in tiles.bundles_for_size(new_size) if b.n * _WIDTH + b.width > old_size
-    ]
-    return bundles + [t.path for t in tiles.new_tiles(old_size, new_size)]
-
-
-def layout_paths(size: int) -> list[str]:
-    """Every path (bundles, then tiles) of a tree of ``size`` entries."""
-    return new_paths(0, size)
-
-
-def completed_paths(old_size: int, new_size: int) -> list[str]:
-    """The full tiles and bundles completed between the two sizes (their partials may go)."""
-    return [p for p in new_paths(old_size, new_size) if ".p/" not in p]
-
-
-def checkpoint_size(data: bytes) -> int:
-    """The tree size of a signed checkpoint, read without checking its signature."""
-    return parse_checkpoint_text(parse_note(data).text).size
-
-
-# --- crash-safe writing ------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class LayoutWriter:
-    """Publishes files into a tlog-tiles directory in the crash-safe order.
-
-    Use: :meth:`put` (or :meth:`adopt`) every new tile and bundle, then
-    :meth:`publish_checkpoint`, then :meth:`prune`. Temporary files are made in
-    ``staging`` (a directory on the same file system, outside the layout), so a
-    crash never leaves a half-written file under a public name.
-    """
-
-    def __init__(self, root: Path, staging: Path) -> None:
-        self.root = root
-        self.staging = staging
-        self._dirty: set[Path] = set()
-        self.written: list[str] = []
-        self.removed: list[str] = []
-
-    def _target(self, path: str) -> Path:
-        target = self.root / path
-        parent = target.parent
-        if not parent.is_dir():
-            # New directories must be durable too: fsync each new one's parent.
-            missing = []
-            d = parent
-            while not d.is_dir():
-                missing.append(d)
-                d = d.parent
-            for d in reversed(missing):
-                d.mkdir(mode=DIR_MODE, exist_ok=True)
-                self._dirty.add(d.parent)
-        self._dirty.add(parent)
-        return target
-
-    def put(self, path: str, data: bytes) -> None:
-        """Write ``data`` at ``path``: temporary file, flush, fsync, rename.
-
-        A crash before the rename leaves a stray temporary file in ``staging``
-        (removed by the next run); after it, the complete file. Nothing refers to
-        the file until a checkpoint that covers it is published.
-        """
-        tmp = self.staging / f"put-{threading.get_ident()}-{path.replace('/', '+')}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fchmod(f.fileno(), FILE_MODE)
-                os.fsync(f.fileno())
-            os.replace(tmp, self._target(path))
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self.written.append(path)
-
-    def adopt(self, path: str, staged: Path) -> None:
-        """Move an already written (verified) staged file to ``path``, fsynced first."""
-        fd = os.open(staged, os.O_RDONLY)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(staged, self._target(path))
-        self.written.append(path)
-
-    def sync(self) -> None:
-        """Make the renames so far durable: fsync every directory they touched."""
-        for d in sorted(self._dirty, key=lambda p: len(p.parts), reverse=True):
-            _fsync_dir(d)
-        self._dirty.clear()
-
-    def publish_checkpoint(self, checkpoint: bytes) -> None:
-        """Replace the checkpoint, atomically, after making every tile durable.
-
-        This is the one step that changes what the directory serves: before it,
-        readers see the old checkpoint and everything it needs (the new files are
-        extra); after it, the new one, whose files are all durable already.
-        """
-        self.sync()
-        self.put("checkpoint", checkpoint)
-        self.sync()
-
-    def prune(self, old_size: int, new_size: int) -> None:
-        """Remove the partial tiles and bundles superseded by full ones completed
-        between the two sizes. Run after :meth:`publish_checkpoint`; a crash midway
-        leaves some of them, which are still correct (only superfluous)."""
-        for path in completed_paths(old_size, new_size):
-            partials = self.root / (path + ".p")
-            if partials.is_dir():
-                for f in sorted(partials.iterdir()):
-                    self.removed.append(f"{path}.p/{f.name}")
-                shutil.rmtree(partials)
-                self._dirty.add(partials.parent)
-        self.sync()
-
-
-def clean_staging(staging: Path) -> None:
-    """Empty the staging directory (what a crashed run fetched or half wrote)."""
-    if staging.is_dir():
-        shutil.rmtree(staging)
-    staging.mkdir(mode=0o700, parents=True)
-
-
-# --- the source, staged ------------------------------------------------------------------
-
-
-class StagingSource:
-    """A :class:`~ledger.verify.source.Source` that keeps a copy of each fetched tile or bundle
-    in a staging directory and records what was fetched; the checkpoint is fetched
-    once and then pinned, so that the verifier and the publisher see the same one."""
-
-    def __init__(self, source: Source, staging: Path) -> None:
-        self.source = source
-        self.staging = staging
-        self.fetched: list[str] = []
-        self.checkpoint: bytes | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def location(self) -> str:
-        return self.source.location
-
-    def staged(self, path: str) -> Path:
-        return self.staging / path.replace("/", "+")
-
-    def fetch(self, path: str) -> bytes:
-        if path == "checkpoint" and self.checkpoint is not None:
-            return self.checkpoint
-        data = self.source.fetch(path)
-        with self._lock:
-            self.fetched.append(path)
-        if path == "checkpoint":
-            self.checkpoint = data
-        else:
-            # Not fsynced here: only verified files are, when they are published.
-            with open(self.staged(path), "wb") as f:
-                f.write(data)
-        return data
 
 
 # --- the mirror -----------------------------------------------------------------------------
@@ -328,14 +109,12 @@ class Mirror:
     """
 
     def __init__(self, directory: Path, trust: Trust, *, jobs: int = 1) -> None:
-        self.root = Path(directory)
+        self.dir = MirrorDirectory(directory)
+        self.root = self.dir.root
         self.trust = trust
         self.jobs = jobs
-        self.private = self.root / STATE_DIR
-        self.state_path = self.private / STATE_FILE
-        self.staging = self.private / STAGING_DIR
+        self.staging = self.dir.staging
         self.state: VerifierState | None = None
-        self._lock_fd: int | None = None
 
     # --- opening ---------------------------------------------------------------------
 
@@ -348,52 +127,17 @@ class Mirror:
 
     def open(self) -> None:
         """Lock the directory, clear what a crashed run left, and load the state."""
-        try:
-            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            self.private.mkdir(mode=0o700, exist_ok=True)
-            fd = os.open(self.private / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as e:
-            raise MirrorError(f"{self.root}: cannot use the directory: {e.strerror or e}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise MirrorError(f"{self.root}: another 'ledger mirror' is writing it") from None
-        self._lock_fd = fd
+        self.dir.open()
         try:
             clean_staging(self.staging)
-            self.state = self._load_state()
+            self.state = self.dir.load_state(self.trust.origin)
             self._recover()
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock
-            self._lock_fd = None
-
-    def _load_state(self) -> VerifierState | None:
-        try:
-            state = load_state(self.state_path)
-        except OSError as e:
-            raise MirrorError(f"cannot read {self.state_path}: {e.strerror or e}") from None
-        except LedgerError as e:
-            raise MirrorError(
-                f"{self.state_path} is not usable ({e}); move the directory away and "
-                "mirror again from scratch"
-            ) from None
-        if state is not None and state.origin != self.trust.origin:
-            raise MirrorError(
-                f"{self.root} mirrors another log ({state.origin!r}, not {self.trust.origin!r})"
-            )
-        return state
-
-    def _published(self) -> bytes | None:
-        try:
-            return (self.root / "checkpoint").read_bytes()
-        except FileNotFoundError:
-            return None
+        self.dir.close()
 
     def _recover(self) -> None:
         """Bring the published checkpoint and the state together after a crash.
@@ -403,7 +147,7 @@ class Mirror:
         ahead: publish its checkpoint now. A directory with a checkpoint but no state
         (state removed, or a copy of another mirror) is verified in place first.
         """
-        published = self._published()
+        published = self.dir.published()
         if published is None:
             if self.state is not None:
                 self._publish_state(0)
@@ -441,7 +185,7 @@ class Mirror:
         writer.prune(old_size, self.state.size)
 
     def _save(self, result: Result) -> None:
-        save_state(self.state_path, result.state)
+        self.dir.save_state(result.state)
         self.state = result.state
 
     # --- syncing ---------------------------------------------------------------------
@@ -459,7 +203,7 @@ class Mirror:
         :class:`~ledger.verify.source.SourceError` if it cannot be read. On any error
         nothing is published and the state is the one before.
         """
-        if self._lock_fd is None:
+        if not self.dir.is_open:
             raise MirrorError("the mirror is not open")
         started = time.monotonic()
         clean_staging(self.staging)
@@ -474,7 +218,7 @@ class Mirror:
                 # re-signed note) is published as the checkpoint.
                 if signed != old.checkpoint:
                     old.checkpoint = signed
-                    save_state(self.state_path, old)
+                    self.dir.save_state(old)
                     self._write(LayoutWriter(self.root, self.staging), signed, old_size, out)
                 out.checkpoint = old.checkpoint
             elif old is not None and cp.size < old.size:
@@ -521,9 +265,9 @@ class Mirror:
         except BaseException as e:
             # verify_log consumes the state it resumes from: reload it from its file.
             if self.state is not None:
-                self.state = self._load_state()
+                self.state = self.dir.load_state(self.trust.origin)
             if isinstance(e, ForkError):
-                raise MirrorForkError(e, self._save_evidence(e)) from None
+                raise MirrorForkError(e, self.dir.save_evidence(e)) from None
             raise
 
     def _publish_files(
@@ -571,17 +315,7 @@ class Mirror:
             expected=root,
             found=cp.root,
         )
-        raise MirrorForkError(fork, self._save_evidence(fork))
-
-    def _save_evidence(self, fork: ForkError) -> Path | None:
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        path = self.private / f"fork-evidence-{stamp}.json"
-        try:
-            write_atomically(path, evidence_bytes(fork.evidence))
-            path.chmod(FILE_MODE)  # evidence is meant to be shared
-        except OSError:
-            return None
-        return path
+        raise MirrorForkError(fork, self.dir.save_evidence(fork))
 
 
 def sync_once(source: Source, directory: Path, trust: Trust, *, jobs: int = 1) -> SyncResult:
@@ -590,30 +324,4 @@ def sync_once(source: Source, directory: Path, trust: Trust, *, jobs: int = 1) -
         return m.sync(source)
 
 
-def tree_files(directory: Path) -> Iterator[tuple[str, bytes]]:
-    """The ``checkpoint`` and ``tile/...`` files of a directory, sorted, with their bytes
-    (to compare two mirrors)."""
-    root = Path(directory)
-    paths = [root / "checkpoint"] if (root / "checkpoint").is_file() else []
-    if (root / "tile").is_dir():
-        paths += [p for p in (root / "tile").rglob("*") if p.is_file()]
-    for p in sorted(paths):
-        yield p.relative_to(root).as_posix(), p.read_bytes()
-
-
-__all__ = [
-    "STATE_DIR",
-    "LayoutWriter",
-    "Mirror",
-    "MirrorError",
-    "MirrorForkError",
-    "StagingSource",
-    "SyncResult",
-    "checkpoint_size",
-    "clean_staging",
-    "completed_paths",
-    "layout_paths",
-    "new_paths",
-    "sync_once",
-    "tree_files",
-]
+__all__ = ["Mirror", "MirrorForkError", "SyncResult", "sync_once"]

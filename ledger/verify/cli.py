@@ -46,21 +46,16 @@ from typing import Any, TextIO
 from ledger import __version__
 from ledger.core.encoding import b64encode, parse_hex32
 from ledger.core.errors import FormatError, LedgerError
+from ledger.core.fork import ForkError, check_evidence, evidence_bytes
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 from ledger.core.state import KINDS
+from ledger.durable import write_atomic
+from ledger.verify.pipeline import default_jobs
+from ledger.verify.receipts import verify_receipt_file
 from ledger.verify.source import DEFAULT_TIMEOUT_S, SourceError, open_source
-from ledger.verify.statefile import StateError, load_state, save_state, write_atomically
-from ledger.verify.verifier import (
-    ForkError,
-    Result,
-    Trust,
-    check_evidence,
-    default_jobs,
-    error_report,
-    evidence_bytes,
-    verify_log,
-    verify_receipt_file,
-)
+from ledger.verify.statefile import StateError, load_state, save_state
+from ledger.verify.trust import Trust
+from ledger.verify.verifier import Result, error_report, verify_log
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -472,7 +467,7 @@ def _compact(doc: Any) -> str:
 
 def _save_evidence(path: Path, evidence: dict[str, Any]) -> bool:
     try:
-        write_atomically(path, evidence_bytes(evidence))
+        write_atomic(path, evidence_bytes(evidence))
         path.chmod(0o644)  # evidence is meant to be shared
     except OSError as e:
         _say(sys.stderr, f"ledger-verify: cannot save the fork evidence to {path}: {e}")

@@ -2,9 +2,10 @@
 
 docs/spec.md, "Verification procedure", step 7: store the signed checkpoint (its
 exact bytes) and, to resume, the replayed state and the compact range of the tree.
-The file is written atomically (a temporary file in the same directory, flushed to
-disk, then renamed over the old one), so that a crash leaves either the old state
-or the new one. Format ``endorsement-ledger/verifier-state/v2``, byte by byte:
+The file is written with :func:`ledger.durable.write_atomic` (a temporary file in the
+same directory, flushed to disk, renamed over the old one, the directory flushed), so
+that a crash leaves either the old state or the new one. Format
+``endorsement-ledger/verifier-state/v2``, byte by byte:
 
 1. **Header**: one line of JSON (UTF-8, no newline inside, ending ``\n``; at most
    :data:`MAX_HEADER` bytes), an object with exactly these members::
@@ -24,20 +25,19 @@ or the new one. Format ``endorsement-ledger/verifier-state/v2``, byte by byte:
    loading (and compared with the stored root) and onto which new leaves are
    appended.
 2. **Body**: exactly ``body_length`` bytes, the replayed state
-   (:meth:`ledger.core.state.MemoryState.to_bytes`, which documents its layout: fixed-
-   width little-endian integers, raw 32-byte ids and keys, the pair table's two
-   uint64 arrays last, copied straight from and into the arrays).
+   (:mod:`ledger.verify.statecodec`, which documents its layout: fixed-width
+   little-endian integers, raw 32-byte ids and keys, the pair table's two uint64
+   arrays last, copied straight from and into the arrays).
 3. **Trailer**: 32 bytes, the SHA-256 of everything before it (header line and
    body). The file ends there.
 
 Loading checks the header strictly, that the file is exactly header + body +
 trailer long, and the SHA-256, before decoding the body; then decodes the body
 defensively all the same (the hash proves only that the file is what a writer
-wrote). Any damage is a :class:`StateError` naming the field. A v1 file (one JSON
-document, ``"format": "endorsement-ledger/verifier-state/v1"``, ``replay`` being
-:meth:`~ledger.core.state.MemoryState.to_dict`) from an older release still loads;
-:func:`save_state` always writes v2. The state is only as trustworthy as the file:
-keep it where others cannot write.
+wrote). Any damage is a :class:`StateError` naming the field; so is a file of
+another format (the JSON v1 of release 0.1.0's development is no longer read:
+verify the log once more without ``--state`` to make a v2 file). The state is
+only as trustworthy as the file: keep it where others cannot write.
 """
 
 from __future__ import annotations
@@ -46,18 +46,17 @@ import hashlib
 import io
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from ledger.core.encoding import parse_hex32
 from ledger.core.errors import FormatError
-from ledger.core.state import MemoryState, Reader
+from ledger.core.state import MemoryState
+from ledger.durable import write_atomic
+from ledger.verify import statecodec
+from ledger.verify.statecodec import Reader
 
 FORMAT = "endorsement-ledger/verifier-state/v2"
-FORMAT_V1 = "endorsement-ledger/verifier-state/v1"
 MAX_HEADER = 1 << 20  # bytes: the tiles take at most 8 levels of 255 hashes (~140 kB)
 _DIGEST = 32  # bytes of SHA-256 in the trailer
 _HEADER_KEYS = frozenset(("format", "origin", "checkpoint", "size", "root", "tiles", "body_length"))
@@ -69,9 +68,9 @@ class StateError(FormatError):
     code = "bad_state"
 
 
-def _of_format(doc: object, wanted: str) -> dict[str, Any]:
-    """``doc`` if it is a JSON object of format ``wanted``; else StateError."""
-    if not isinstance(doc, dict) or doc.get("format") != wanted:
+def _of_format(doc: object) -> dict[str, Any]:
+    """``doc`` if it is a JSON object of :data:`FORMAT`; else StateError."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError(
             "not a verifier state file",
             field="format",
@@ -112,7 +111,7 @@ class VerifierState:
     def write_to(self, f: BinaryIO) -> None:
         """Write the state file (v2) to ``f``: header, body and trailer, each piece
         hashed on its way (the body is never joined into one bytes object)."""
-        body = self.replay.body_chunks()
+        body = statecodec.chunks(self.replay)
         header = self.header(sum(c.nbytes for c in body))
         digest = hashlib.sha256(header)
         f.write(header)
@@ -129,8 +128,7 @@ class VerifierState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VerifierState:
-        """Parse a state file (v2, or v1 from an older release); raise StateError if it
-        is not one."""
+        """Parse a state file; raise StateError if it is not one."""
         return cls.read_from(io.BytesIO(data), len(data))
 
     @classmethod
@@ -139,11 +137,13 @@ class VerifierState:
         is not one (FormatError and OSError are the only other errors)."""
         line = f.read(MAX_HEADER)
         end = line.find(b"\n")
-        if end < 0:  # no header line: a v1 file (one large JSON document) or garbage
-            return cls.from_json_v1(line + f.read())
+        if end < 0:
+            raise StateError(
+                "not a verifier state file: no header line",
+                field="header",
+                expected=f"a line of at most {MAX_HEADER} bytes",
+            )
         doc = _json(line[: end + 1], "header")
-        if isinstance(doc, dict) and doc.get("format") == FORMAT_V1:
-            return cls.from_json_v1(line + f.read())
         header, body_length = cls._from_header(doc)
         expected = end + 1 + body_length + _DIGEST
         if expected != file_size:
@@ -157,14 +157,14 @@ class VerifierState:
         # What is already read of the body, then the rest straight from the file.
         rest = _Chain(line[end + 1 :], f)
         try:
-            raw = MemoryState.read_raw(rest, body_length, digest.update)
+            raw = statecodec.read_raw(rest, body_length, digest.update)
             trailer = rest.read(_DIGEST)
         except FormatError as e:
             raise StateError(f"state file is damaged: {e}", field="body") from None
         if trailer != digest.digest():
             raise _damaged("sha256", digest.hexdigest(), trailer.hex())
         try:
-            header.replay = MemoryState.from_raw(raw)
+            header.replay = statecodec.decode_raw(raw)
         except FormatError as e:
             raise StateError(f"state file is damaged: {e}", field="body") from None
         header._check_replay()
@@ -173,7 +173,7 @@ class VerifierState:
     @classmethod
     def _from_header(cls, doc: object) -> tuple[VerifierState, int]:
         """The state a v2 header describes (its replay still empty), and the body length."""
-        doc = _of_format(doc, FORMAT)
+        doc = _of_format(doc)
         if doc.keys() != _HEADER_KEYS:
             raise _damaged("header", sorted(_HEADER_KEYS), sorted(map(str, doc)))
         for name in ("size", "body_length"):
@@ -213,44 +213,9 @@ class VerifierState:
                 found=(self.replay.origin, self.replay.size),
             )
 
-    # --- v1: one JSON document (older releases) ----------------------------------
-
-    @classmethod
-    def from_json_v1(cls, data: bytes | str) -> VerifierState:
-        """Parse a v1 state file; raise StateError (field ``state``) if it is not one."""
-        return cls.from_doc(_json(data, "state"))
-
-    @classmethod
-    def from_doc(cls, doc: object) -> VerifierState:
-        """The state of a parsed v1 JSON document; raise StateError if it is not one."""
-        doc = _of_format(doc, FORMAT_V1)
-        size = doc.get("size")
-        # JSON numbers are strictly non-negative integers here: int() would take 3.7,
-        # true or "12", and overflow on 1e999.
-        if type(size) is not int or size < 0:
-            raise StateError(
-                "state file is damaged", field="size", expected="an integer >= 0", found=size
-            )
-        try:
-            tiles = [[parse_hex32(h, field="tiles") for h in level] for level in doc["tiles"]]
-            state = cls(
-                origin=str(doc["origin"]),
-                checkpoint=str(doc["checkpoint"]).encode("utf-8"),
-                size=size,
-                root=parse_hex32(doc["root"], field="root"),
-                tiles=tiles,
-                replay=MemoryState.from_dict(doc["replay"]),
-            )
-        except FormatError as e:
-            raise StateError(f"state file is damaged: {e}", field="state") from None
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
-            raise StateError(f"state file is incomplete or damaged: {e!r}", field="state") from None
-        state._check_replay()
-        return state
-
 
 class _Chain:
-    """Bytes already read, then the rest of a file: a :class:`ledger.core.state.Reader`."""
+    """Bytes already read, then the rest of a file: a :class:`ledger.verify.statecodec.Reader`."""
 
     def __init__(self, head: bytes, f: Reader) -> None:
         self._head = memoryview(head)
@@ -277,11 +242,10 @@ class _Chain:
         return n
 
 
-def _json(data: bytes | str, field: str) -> Any:
+def _json(data: bytes, field: str) -> Any:
     """Parsed JSON; StateError naming ``field`` if it is not (strict UTF-8)."""
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text)
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise StateError(f"state file is not UTF-8: {e}", field=field) from None
     except (ValueError, RecursionError) as e:  # JSONDecodeError, or too many digits
@@ -302,46 +266,16 @@ def load_state(path: str | os.PathLike[str]) -> VerifierState | None:
         return VerifierState.read_from(f, os.fstat(f.fileno()).st_size)
 
 
-def write_atomically(
-    path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], None]
-) -> None:
-    """Replace ``path`` by ``data`` (or what ``data(file)`` writes): never a
-    half-written file, even after a crash."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(data, bytes):
-                f.write(data)
-            else:
-                data(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def save_state(path: str | os.PathLike[str], state: VerifierState) -> None:
-    """Write ``state`` to ``path`` atomically (format v2)."""
-    write_atomically(path, state.write_to)
+    """Write ``state`` to ``path`` durably (``ledger.durable``: the old file or the new
+    one, even after a crash), readable by its owner only; format v2."""
+    write_atomic(path, state.write_to, mode=0o600)
 
 
 __all__ = [
     "FORMAT",
-    "FORMAT_V1",
     "StateError",
     "VerifierState",
     "load_state",
     "save_state",
-    "write_atomically",
 ]

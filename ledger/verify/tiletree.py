@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 
 from ledger.core import merkle, tiles
 from ledger.core.errors import FormatError, RootMismatchError
-from ledger.verify.source import NotFoundError
 
 WIDTH = tiles.TILE_WIDTH
 
@@ -99,24 +98,8 @@ class TileTree:
     def _check_tile(self, level: int, n: int, hashes: Sequence[bytes]) -> None:
         width = len(hashes)
         path = tiles.tile_path(level, n, width)
-        try:
-            data = self._fetch(path)
-        except NotFoundError:
-            if width == WIDTH:
-                raise
-            # tlog-tiles lets a log drop a partial tile once the full one exists.
-            data = self._fetch(tiles.tile_path(level, n))[: 32 * width]
+        data = tiles.read_tile(self._fetch, level, n, width)
         self.tiles_checked += 1
-        first = (n * WIDTH) << (8 * level)
-        if len(data) != 32 * width:
-            raise FormatError(
-                "tile has the wrong length" + (" (truncated)" if len(data) < 32 * width else ""),
-                code="bad_tile",
-                index=first,
-                field=path,
-                expected=32 * width,
-                found=len(data),
-            )
         expected = b"".join(hashes)
         if data != expected:
             i = next(k for k in range(width) if data[32 * k : 32 * k + 32] != hashes[k])

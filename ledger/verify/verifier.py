@@ -1,18 +1,23 @@
-"""Verify a whole log, or the part added since the last run, and receipts, offline.
+"""Verify a whole log, or the part added since the last run, offline.
 
 This is the procedure of docs/spec.md, "Verification procedure", run against a
 :class:`ledger.verify.source.Source` (a tlog-tiles directory or URL) that is trusted for
 nothing: every byte is checked against a checkpoint signed by a key the *user*
-supplied (:class:`Trust`, from vkeys or a C2SP tlog-policy file).
+supplied (:class:`~ledger.verify.trust.Trust`, from vkeys or a C2SP tlog-policy file).
+This module runs the steps in order and holds steps 3-7; the others live beside it
+by purpose: ``trust`` (steps 1-2), ``forks`` (8-10), ``pipeline`` (the threads and
+worker processes that feed steps 3-4), ``tiletree`` (step 5's tree), ``statefile``
+and ``statecodec`` (the ``--state`` file of step 7); ``receipts`` checks a receipt.
 
 :func:`verify_log`, steps of "Checking a whole log":
 
 1-2. fetch ``checkpoint``, verify its signature (and the policy's witness quorum)
-     and its origin;
+     and its origin (:func:`~ledger.verify.trust.fetch_checkpoint`);
 8-10. with a stored :class:`~ledger.verify.statefile.VerifierState`: the new size must
      not be smaller and the new tree must extend the stored one (an RFC 9162
      consistency proof computed from the source's tiles, each tile checked against
-     the new root); otherwise :class:`ForkError` carries both signed checkpoints;
+     the new root); otherwise :class:`~ledger.core.fork.ForkError` carries both signed
+     checkpoints (:func:`~ledger.verify.forks.check_consistency`);
 3-4. stream the entry bundles from the first one holding an unverified entry;
      split each (exact count, nothing left over); parse every entry and its record
      strictly and check every signature (in ``jobs`` processes, in chunks of one
@@ -31,238 +36,49 @@ granularity), and the replayed state grows with signatories, statements and
 
 The first failure in log order is raised as a :mod:`ledger.core.errors` exception
 naming the entry (``index``), the ``field`` (a record field, or the tlog-tiles
-path of a tile or bundle) and what was expected and found.
+path of a tile or bundle) and what was expected and found. Where a check of the
+core cannot know the entry's place (its signatures, its parse), the failure is
+wrapped as a :class:`~ledger.verify.errors.LocatedError` at that place, the
+original being its ``__cause__``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import multiprocessing
-import os
-import threading
 import time
-import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures.process import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.core import ed25519, merkle, tiles
-from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core import merkle
+from ledger.core.checkpoint import Checkpoint
 from ledger.core.encoding import b64encode
 from ledger.core.entry import Entry, parse_entry
-from ledger.core.errors import (
-    FormatError,
-    LedgerError,
-    ProofError,
-    RootMismatchError,
-    VerificationError,
-)
-from ledger.core.fork import (
-    EVIDENCE_FORMAT,
-    ForkError,
-    check_evidence,
-    derived_old_root,
-    evidence_bytes,
-    fork_evidence,
-    is_power_of_two,
-)
-from ledger.core.note import Ed25519Verifier, Verifier, parse_vkey
-from ledger.core.policy import Policy, parse_policy
-from ledger.core.receipt import parse_receipt, verify_receipt
+from ledger.core.errors import LedgerError, RootMismatchError
 from ledger.core.records import check_signers, verify_signatures
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 from ledger.core.state import MemoryState
-from ledger.verify.source import NotFoundError, Source
+from ledger.verify.errors import LocatedError
+from ledger.verify.forks import check_consistency
+from ledger.verify.pipeline import (
+    BUNDLES_PER_TASK,
+    MIN_ENTRIES_FOR_PROCESSES,
+    Bundles,
+    Triple,
+    fewer_collections,
+    start_workers,
+    verify_triples,
+    worker_for,
+)
+from ledger.verify.source import Source
 from ledger.verify.statefile import StateError, VerifierState
 from ledger.verify.tiletree import WIDTH, TileTree
+from ledger.verify.trust import Trust, fetch_checkpoint
 
-#: Below this many entries to check, worker processes cost more than they save.
-MIN_ENTRIES_FOR_PROCESSES = 2 * WIDTH
-#: Bundles whose signatures go to the workers together (as one task per worker).
-BUNDLES_PER_TASK = 4
 #: How many warnings (entries older than max_age) a report keeps in full.
 MAX_WARNINGS = 100
-
-
-# --- trust ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Trust:
-    """What the user trusts: the log's origin and keys, and optionally a witness policy.
-
-    Build it with :meth:`from_vkeys` or :meth:`from_policy`; never from anything
-    the source serves.
-    """
-
-    origin: str
-    verifiers: tuple[Verifier, ...]
-    policy: Policy | None = None  # when the trust came from a policy file
-
-    @classmethod
-    def from_vkeys(cls, vkeys: Sequence[str], origin: str | None = None) -> Trust:
-        """Trust the log keys ``vkeys``; the origin is their key name unless given."""
-        if not vkeys:
-            raise FormatError("at least one log key is required", field="log-key")
-        verifiers: list[Verifier] = []
-        for vkey in vkeys:
-            v = parse_vkey(vkey)
-            if not isinstance(v, Ed25519Verifier):
-                raise FormatError(
-                    "a log key must be an Ed25519 note key (signature type 0x01), "
-                    "not a witness cosignature key",
-                    field="log-key",
-                    found=vkey,
-                )
-            verifiers.append(v)
-        return cls(_origin_of(verifiers, origin), tuple(verifiers))
-
-    @classmethod
-    def from_policy(cls, text: bytes, origin: str | None = None) -> Trust:
-        """Trust the logs and witness quorum of a C2SP tlog-policy file."""
-        pol = parse_policy(text)
-        verifiers = tuple(pol.logs)
-        if not verifiers:
-            raise FormatError("the policy names no log", field="policy")
-        return cls(_origin_of(verifiers, origin), verifiers, pol)
-
-    def open_checkpoint(self, data: bytes) -> Checkpoint:
-        """Verify a signed checkpoint (signature, origin, witness quorum) and parse it."""
-        cp, note = open_checkpoint(data, self.verifiers, self.origin)
-        if self.policy is not None:
-            self.policy.check_quorum(note)
-        return cp
-
-
-def _origin_of(verifiers: Sequence[Verifier], origin: str | None) -> str:
-    names = sorted({v.name for v in verifiers})
-    if origin is not None:
-        return origin
-    if len(names) != 1:
-        raise FormatError(
-            "the log keys have different names; give the origin explicitly",
-            field="origin",
-            found=names,
-        )
-    return names[0]
-
-
-# --- reading bundles -------------------------------------------------------------
-
-
-def _read_bundle(source: Source, k: int, size: int) -> list[bytes]:
-    """The entries of bundle ``k`` of a tree of ``size`` entries, split strictly."""
-    width = min(WIDTH, size - k * WIDTH)
-    path = tiles.entries_path(k, width)
-    try:
-        data = source.fetch(path)
-    except NotFoundError:
-        if width == WIDTH:
-            raise
-        # A partial bundle may be gone once the full one exists (tlog-tiles).
-        full = source.fetch(tiles.entries_path(k))
-        data = _bundle_prefix(full, width)
-    try:
-        return tiles.decode_bundle(data, expected_count=width)
-    except FormatError as e:
-        first = k * WIDTH
-        raise FormatError(
-            f"entry bundle of entries {first}..{first + width - 1}: {e.message}",
-            code=e.code,
-            field=path,
-            expected=e.expected,
-            found=e.found,
-        ) from None
-
-
-def _bundle_prefix(data: bytes, count: int) -> bytes:
-    """The bytes of the first ``count`` entries of a bundle (to cut a full one)."""
-    pos = 0
-    for _ in range(count):
-        if pos + 2 > len(data):
-            break
-        pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
-    return data[:pos]
-
-
-class _Bundles:
-    """Fetch bundles ahead of use in a few threads (I/O), yielding them in order."""
-
-    def __init__(self, source: Source, first: int, size: int, ahead: int) -> None:
-        self._source = source
-        self._next = first
-        self._end = -(-size // WIDTH)
-        self._size = size
-        self._ahead = ahead
-        self._pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="fetch")
-        self._pending: deque[tuple[int, Future[list[bytes]]]] = deque()
-
-    def __iter__(self) -> Generator[tuple[int, list[bytes]], None, None]:
-        try:
-            while True:
-                while self._next < self._end and len(self._pending) < 2 * self._ahead:
-                    fut = self._pool.submit(_read_bundle, self._source, self._next, self._size)
-                    self._pending.append((self._next, fut))
-                    self._next += 1
-                if not self._pending:
-                    return
-                k, fut = self._pending.popleft()
-                yield k, fut.result()
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-# --- checking signatures (in worker processes) ------------------------------------
-
-#: (entry offset in its bundle, signature number, public key, signature, message)
-Triple = tuple[int, int, bytes, bytes, bytes]
-
-
-def _verify_triples(triples: Sequence[Triple]) -> tuple[int, int, LedgerError] | None:
-    """Check each signature with the acceptance rule (``ledger.core.ed25519.verify``), in
-    order; return the first failure as (offset, signature number, error)."""
-    for offset, n, pub, sig, msg in triples:
-        try:
-            ed25519.verify(pub, sig, msg)
-        except LedgerError as e:
-            return offset, n, e
-    return None
-
-
-def _worker_for(public_key: bytes, jobs: int) -> int:
-    """Each key goes to one worker, so that its one-off acceptance check (steps 1-4
-    of the rule, about a millisecond in pure Python, then cached) runs once."""
-    return zlib.crc32(public_key) % jobs
-
-
-def _noop() -> None:
-    pass
-
-
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    """Worker processes, all started now, before this process starts any thread.
-
-    ``fork`` is used while this process has a single thread (then forking is safe,
-    and callers need no ``if __name__ == "__main__"`` guard); with threads already
-    running, ``forkserver`` (or ``spawn``) instead.
-    """
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        method = "fork"
-    else:
-        method = "forkserver" if "forkserver" in methods else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["ledger.verify.verifier"])
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
-    # With fork, the first task starts every worker at once (CPython does not fork
-    # workers on demand then): do it before the fetching threads exist.
-    pool.submit(_noop).result()
-    return pool
 
 
 # --- results -------------------------------------------------------------------------
@@ -317,46 +133,6 @@ class Result:
 # --- the procedure ---------------------------------------------------------------------
 
 Progress = Callable[[int, int], None]
-
-
-def fetch_checkpoint(source: Source, trust: Trust) -> tuple[Checkpoint, bytes]:
-    """Steps 1-2: the source's checkpoint, verified against ``trust``."""
-    data = source.fetch("checkpoint")
-    try:
-        return trust.open_checkpoint(data), data
-    except LedgerError as e:
-        raise type(e)(
-            e.message,
-            code=e.code,
-            index=e.index,
-            field=f"checkpoint {e.field}" if e.field else "checkpoint",
-            expected=e.expected,
-            found=e.found,
-        ) from None
-
-
-#: The young generation's threshold while entries are checked (CPython's default: 700).
-YOUNG_GC_THRESHOLD = 50_000
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Generator[None, None, None]:
-    """Collect the young generation every 50,000 allocations rather than every 700.
-
-    Entries wait in flight for their signatures (a few bundles: thousands of
-    objects), so with the default threshold they survive the young collections only
-    to be promoted and walked by the older ones; at 1,000,000 entries that cost the
-    main process about 15 % of its time (measured: 54 against 45 us an entry, the
-    workers forked from it gaining too). The parsed entries hold no reference cycles:
-    reference counting frees them, and a rare cycle is still collected, later. The
-    thresholds found are restored afterwards.
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], YOUNG_GC_THRESHOLD), old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 def verify_log(
@@ -415,7 +191,7 @@ def verify_log(
         checker = _EntryChecker(
             tree, replay, result, jobs=jobs, max_age_s=max_age_s, progress=progress
         )
-        with _fewer_collections():
+        with fewer_collections():
             checker.run(source, start, cp.size, fetch_ahead)
     root = tree.finish()
     result.tiles_checked = tree.tiles_checked
@@ -493,7 +269,7 @@ class _Bundle:
     first: int  # index of raw[0]
     raw: list[bytes]
     entries: list[Entry]  # parsed, up to the first that does not parse
-    parse_error: LedgerError | None
+    parse_error: LedgerError | None  # why the entry after them does not
     checks: list[Future[tuple[int, int, LedgerError] | None]]
 
 
@@ -531,12 +307,12 @@ class _EntryChecker:
     def run(self, source: Source, start: int, size: int, fetch_ahead: int) -> None:
         self.total = size - start
         if self.jobs > 1 and self.total >= MIN_ENTRIES_FOR_PROCESSES:
-            self.pool = _pool(self.jobs)
+            self.pool = start_workers(self.jobs)
         window = 2 * self.jobs if self.pool is not None else 0
         # With workers, a few bundles make one task per worker: fewer, larger messages
         # keep the workers busy between two turns of this (single) process.
         group = BUNDLES_PER_TASK if self.pool is not None else 1
-        bundles = _Bundles(source, start // WIDTH, size, fetch_ahead).__iter__()
+        bundles = Bundles(source, start // WIDTH, size, fetch_ahead).__iter__()
         try:
             first, raw = start, list[bytes]()
             while True:
@@ -571,11 +347,10 @@ class _EntryChecker:
     def _parse(self, first: int, raw: list[bytes]) -> _Bundle:
         entries: list[Entry] = []
         parse_error: LedgerError | None = None
-        for offset, data in enumerate(raw):
+        for data in raw:
             try:
                 entries.append(parse_entry(data))
             except LedgerError as e:
-                e.index = first + offset  # the position in the log, whatever it claims
                 parse_error = e
                 break
         checks: list[Future[tuple[int, int, LedgerError] | None]] = []
@@ -584,10 +359,10 @@ class _EntryChecker:
             for offset, entry in enumerate(entries):
                 record = entry.record
                 for n, sig in enumerate(record.signatures):
-                    groups[_worker_for(sig.public_key, self.jobs)].append(
+                    groups[worker_for(sig.public_key, self.jobs)].append(
                         (offset, n, sig.public_key, sig.signature, record.body_bytes)
                     )
-            checks = [self.pool.submit(_verify_triples, g) for g in groups if g]
+            checks = [self.pool.submit(verify_triples, g) for g in groups if g]
         return _Bundle(first, raw, entries, parse_error, checks)
 
     def _settle(self, bundle: _Bundle) -> None:
@@ -612,12 +387,12 @@ class _EntryChecker:
                         verify_signatures(record)
                     else:
                         check_signers(record)  # steps 1-4; Ed25519 in the workers
-                        if offset == failed_at:
-                            assert failed is not None
-                            raise failed[2]
                 except LedgerError as e:
-                    e.index = bundle.first + offset
-                    raise
+                    raise LocatedError.of(e, index=bundle.first + offset) from e
+                if offset == failed_at:
+                    assert failed is not None
+                    cause = failed[2]
+                    raise LocatedError.of(cause, index=bundle.first + offset) from cause
                 leaf = leaf_hash(raw[offset])
                 effect = append(entry, leaf, placed=True)
                 if max_age_s is not None:
@@ -628,7 +403,9 @@ class _EntryChecker:
         finally:
             result.signatures_checked += signatures
         if bundle.parse_error is not None:
-            raise bundle.parse_error
+            # At its position in the log, whatever the entry claims.
+            at = bundle.first + len(bundle.entries)
+            raise LocatedError.of(bundle.parse_error, index=at) from bundle.parse_error
         if self.progress is not None:
             self.progress(result.entries_checked, self.total)
 
@@ -666,105 +443,6 @@ def _age_warning(result: Result, entry: Entry, signed_at: int, max_age_s: int) -
         )
 
 
-# --- consistency and forks ---------------------------------------------------------------
-
-
-def check_consistency(
-    fetch: Callable[[str], bytes], state: VerifierState, cp: Checkpoint, signed: bytes
-) -> None:
-    """Steps 8-10: raise ForkError unless ``cp`` extends the stored checkpoint.
-
-    ``fetch`` reads the source's tiles (``Source.fetch``).
-    """
-    old_size, new_size = state.size, cp.size
-    if new_size < old_size:
-        raise ForkError(
-            "the source's checkpoint is older than the stored verified checkpoint "
-            "(the log or mirror went back: a rollback)",
-            fork_evidence(state.checkpoint, signed, []),
-            field="size",
-            expected=f">= {old_size}",
-            found=new_size,
-        )
-    if new_size == old_size:
-        if cp.root != state.root:
-            raise ForkError(
-                "two signed checkpoints of the same size have different roots",
-                fork_evidence(state.checkpoint, signed, []),
-                field="root",
-                expected=state.root,
-                found=cp.root,
-            )
-        return
-    if old_size == 0:
-        return  # the empty tree is a prefix of every tree
-    # The proof is built from the source's tiles, each checked against the new root:
-    # a failure here is a damaged source, not a fork.
-    reader = tiles.TileHashReader(new_size, cp.root, fetch)
-    proof = merkle.consistency_proof(old_size, new_size, reader)
-    try:
-        merkle.verify_consistency(old_size, new_size, state.root, cp.root, proof)
-    except ProofError:
-        if is_power_of_two(old_size):
-            # RFC 9162 leaves out the old root here; the evidence carries the new
-            # tree's hash of those leaves instead, so that it proves the fork alone.
-            proof = [merkle.tree_hash(old_size, reader), *proof]
-        raise ForkError(
-            "the source's checkpoint is not consistent with the stored verified checkpoint",
-            fork_evidence(state.checkpoint, signed, proof),
-            field="root",
-            expected=state.root,
-            found=derived_old_root(old_size, new_size, proof),
-        ) from None
-
-
-# --- receipts ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptResult:
-    """A valid receipt: the entry's index, the checkpoint, and the entry if given."""
-
-    index: int
-    leaf_hash: bytes
-    checkpoint: Checkpoint
-    entry: Entry | None
-
-
-def verify_receipt_file(
-    data: bytes, trust: Trust, *, entry: bytes | None = None, leaf_hash: bytes | None = None
-) -> ReceiptResult:
-    """docs/spec.md, "Checking a receipt", steps 1-4, given the entry or its leaf hash.
-
-    With the entry, it is also parsed strictly, its index must be the receipt's
-    and its signatures must verify.
-    """
-    if (entry is None) == (leaf_hash is None):
-        raise ValueError("give exactly one of entry and leaf_hash")
-    rc = parse_receipt(data)
-    leaf = merkle.leaf_hash(entry) if entry is not None else leaf_hash
-    assert leaf is not None
-    cp = verify_receipt(rc, leaf, trust.verifiers, trust.origin, policy=trust.policy)
-    parsed: Entry | None = None
-    if entry is not None:
-        parsed = parse_entry(entry)
-        if parsed.index != rc.index:
-            raise VerificationError(
-                "the entry's index is not the receipt's",
-                code="broken_chain",
-                index=rc.index,
-                field="index",
-                expected=rc.index,
-                found=parsed.index,
-            )
-        try:
-            verify_signatures(parsed.record)
-        except LedgerError as e:
-            e.index = rc.index
-            raise
-    return ReceiptResult(rc.index, leaf, cp, parsed)
-
-
 # --- helpers for reports --------------------------------------------------------------
 
 
@@ -791,25 +469,11 @@ def _plain(v: object) -> object:
     return repr(v)
 
 
-def default_jobs() -> int:
-    return os.cpu_count() or 1
-
-
 __all__ = [
-    "EVIDENCE_FORMAT",
-    "ForkError",
+    "MAX_WARNINGS",
     "Notice",
-    "ReceiptResult",
+    "Progress",
     "Result",
-    "TileTree",
-    "Trust",
-    "check_consistency",
-    "check_evidence",
-    "default_jobs",
     "error_report",
-    "evidence_bytes",
-    "fetch_checkpoint",
-    "fork_evidence",
     "verify_log",
-    "verify_receipt_file",
 ]

@@ -1,0 +1,118 @@
+// The "verify this log" page (verify.html): the reader gives the log's vkey or a
+// tlog-policy (which must come from the operator, not from this page; the one the mirror
+// was built with may be pre-filled and is marked as such), and the whole log is checked
+// here, in Web Workers, with a progress bar; the result names what failed and where, like
+// `ledger-verify`, and the tallies are recomputed next to the page's own numbers.
+//
+// Elements (by id): vkey (textarea), verify (button), progress (<progress>), status,
+// result, tallies (a table body). The page's own numbers: elements with
+// data-statement="<id>" and data-count="total" or data-count="<kind>".
+
+import { LedgerError } from './errors.js';
+import { parsePolicy, trustFromVkey } from './note.js';
+import { workerPool } from './pool.js';
+import { verifyLog } from './verify.js';
+
+const $ = (id) => document.getElementById(id);
+
+function base() {
+  // The mirror's root: verify.html sits at the top of the mirror, beside `checkpoint`.
+  return new URL('.', document.baseURI);
+}
+
+async function fetchPath(path) {
+  let res;
+  try {
+    res = await fetch(new URL(path, base()), { cache: path === 'checkpoint' ? 'no-cache' : 'default' });
+  } catch (e) {
+    throw new LedgerError(`${path}: ${e.message}`, { code: 'unreadable', field: path, exit: 2 });
+  }
+  if (res.status === 404 || res.status === 410) throw new LedgerError(`${path}: no such file`, { code: 'not_found', field: path, exit: 2 });
+  if (!res.ok) throw new LedgerError(`${path}: HTTP ${res.status}`, { code: 'unreadable', field: path, exit: 2 });
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+function trustFrom(text) {
+  const t = text.trim();
+  return /^(log|witness|group|quorum|#)/m.test(t) && t.includes('quorum') ? parsePolicy(t + '\n') : trustFromVkey(t);
+}
+
+function pageCounts() {
+  const counts = new Map();
+  for (const el of document.querySelectorAll('[data-statement][data-count]')) {
+    counts.set(`${el.dataset.statement} ${el.dataset.count}`, Number(el.textContent.replace(/[^0-9]/g, '')));
+  }
+  return counts;
+}
+
+function showTallies(tallies) {
+  const body = $('tallies');
+  if (!body) return;
+  body.textContent = '';
+  const page = pageCounts();
+  for (const s of tallies.statements) {
+    const tr = document.createElement('tr');
+    const shown = page.get(`${s.id} total`);
+    for (const text of [s.title, String(s.endorsements), shown === undefined ? '' : String(shown),
+      shown === undefined ? '' : shown === s.endorsements ? 'same' : 'DIFFERENT']) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    if (shown !== undefined && shown !== s.endorsements) tr.className = 'mismatch';
+    body.append(tr);
+  }
+}
+
+async function run() {
+  const status = $('status');
+  const result = $('result');
+  const progress = $('progress');
+  result.textContent = '';
+  result.className = '';
+  let trust;
+  try {
+    trust = trustFrom($('vkey').value);
+  } catch (e) {
+    status.textContent = `That is not a valid vkey or policy: ${e.message}`;
+    return;
+  }
+  const pool = workerPool();
+  const t0 = performance.now();
+  status.textContent = `Verifying with ${pool.size || 1} worker(s)…`;
+  try {
+    const r = await verifyLog(fetchPath, trust, {
+      process: pool.process,
+      ahead: 2 * Math.max(1, pool.size),
+      onProgress: (done, total) => {
+        progress.max = total || 1;
+        progress.value = done;
+        status.textContent = `Checked ${done.toLocaleString()} of ${total.toLocaleString()} entries…`;
+      },
+    });
+    const s = ((performance.now() - t0) / 1000).toFixed(1);
+    result.className = 'valid';
+    result.textContent = `Valid: ${r.size.toLocaleString()} entries of ${r.origin}, ` +
+      `${r.signaturesChecked.toLocaleString()} signatures and ${r.tilesChecked.toLocaleString()} tiles checked in ${s} s; root ${r.root}.`;
+    status.textContent = 'Done.';
+    showTallies(r.tallies);
+    document.body.dataset.verdict = 'valid';
+  } catch (e) {
+    if (!(e instanceof LedgerError)) throw e;
+    result.className = 'invalid';
+    result.textContent = (e.exit === 2 ? 'Could not read the log: ' : 'INVALID: ') + e.text + ` (code ${e.code})`;
+    status.textContent = 'Done.';
+    document.body.dataset.verdict = e.exit === 2 ? 'unreadable' : 'invalid';
+    document.body.dataset.errorCode = e.code;
+  } finally {
+    pool.close();
+  }
+}
+
+$('verify').addEventListener('click', () => {
+  run().catch((e) => {
+    $('result').textContent = `Unexpected error: ${e}`;
+    document.body.dataset.verdict = 'error';
+  });
+});
+$('verify').disabled = false;
