@@ -9,7 +9,8 @@ PYTHONPATH), and runs, from a directory outside the checkout:
    traceback; ``ledger-verify --version`` and the package agree on the version;
 2. with ``[server]``: ``ledger demo``, ``ledger serve`` on what it left until
    ``/readyz`` (``/healthz`` where there is none yet) answers, ``ledger-verify log``
-   against it with the demo's ``log.vkey`` file, and SIGTERM stops the server.
+   against it with the demo's ``log.vkey`` file, ``ledger mirror`` (with its static
+   site) from it, and SIGTERM stops the server.
 
 The build backend and the dependencies come from the package index pip is
 configured with (``pip config list``; here a local mirror), as for any user. It takes
@@ -195,6 +196,15 @@ def test_the_wheel_installed_in_a_fresh_venv(tmp_path: Path) -> None:
         verified = _run([verify, "log", url, "--log-key", str(vkey_file), "--json"], run_dir, env)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert '"valid":true' in verified.stdout
+        # The mirror and its static site (templates and assets are package data too).
+        mirrored = _run(
+            [ledger, "mirror", url, "mirror", "--log-key", str(vkey_file), "--jobs", "1"],
+            run_dir,
+            env,
+        )
+        assert mirrored.returncode == 0, mirrored.stdout + mirrored.stderr
+        assert (run_dir / "mirror" / "index.html").is_file()
+        assert (run_dir / "mirror" / "verify.html").is_file()
         # SIGTERM: a graceful shutdown, then the process ends by that signal, as
         # uvicorn (and every ledger command, ledger.verify.cli.run_stoppable) does.
         proc.send_signal(signal.SIGTERM)
