@@ -89,7 +89,7 @@ examples:
       --log-key 'ledger.example.org/paris-call+862f1e68+AWzr...' --state paris.state
   ledger-verify log ./mirror --policy paris.policy --json
   ledger-verify receipt entry-17.tlog-proof --entry entry-17.txt --log-key log.vkey
-  curl -s https://ledger.example.org/paris-call/api/v1/receipt/17 \
+  curl -s https://ledger.example.org/paris-call/api/v1/receipts/17 \\
       | ledger-verify receipt - --leaf-hash HEX --log-key log.vkey
   ledger-verify evidence paris.state.fork-evidence.json --log-key VKEY
 """
