@@ -32,7 +32,7 @@ from pathlib import Path
 import click
 
 from cli.errors import EXIT_REFUSED, InputError, KeyProblemError
-from cli.flows import resolve_statement, session_for
+from cli.flows import INPUT_FILE, describe, is_stdio, read_input, resolve_statement, session_for
 from cli.keyio import make_key_directory, write_public_key
 from cli.options import json_option, passphrase_option, server_options, signed_at_option
 from cli.output import emit_json, note, out, progress, table
@@ -75,25 +75,31 @@ def _opt(row: dict[str, str | None], name: str) -> str | None:
 
 
 def read_signatories_csv(path: Path) -> list[SignatoryRow]:
-    """Parse and check every row before anything is signed (InputError names the line)."""
+    """Parse and check every row before anything is signed (InputError names the line).
+
+    ``-`` is standard input; a ``key`` column is then relative to the working directory.
+    """
+    name_of_file = describe(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
+        text = read_input(path).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"cannot read {name_of_file}: {e}") from None
+    base = Path() if is_stdio(path) else path.parent
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames is None or not {"name", "kind"} <= set(reader.fieldnames):
-        raise InputError(f"{path}: the header must name at least the columns name and kind")
+        raise InputError(f"{name_of_file}: the header must name at least the columns name and kind")
     rows: list[SignatoryRow] = []
     for n, raw in enumerate(reader, start=2):
         name = unicodedata.normalize("NFC", (raw.get("name") or "").strip())
         kind = (raw.get("kind") or "").strip()
         if not name:
-            raise InputError(f"{path}, line {n}: empty name")
+            raise InputError(f"{name_of_file}, line {n}: empty name")
         try:
             kind_value = Kind(kind)
         except ValueError:
             raise InputError(
-                f"{path}, line {n}: kind {kind!r} is not one of " + ", ".join(k.value for k in Kind)
+                f"{name_of_file}, line {n}: kind {kind!r} is not one of "
+                + ", ".join(k.value for k in Kind)
             ) from None
         key = _opt(raw, "key")
         row = SignatoryRow(
@@ -102,7 +108,7 @@ def read_signatories_csv(path: Path) -> list[SignatoryRow]:
             kind=kind_value,
             country=_opt(raw, "country"),
             domain=_opt(raw, "domain"),
-            key=(path.parent / key) if key else None,
+            key=(base / key) if key else None,
             extra={k: v or "" for k, v in raw.items() if k not in ("name", "kind") and k},
         )
         try:  # every field checked now, with a placeholder key and log
@@ -110,10 +116,10 @@ def read_signatories_csv(path: Path) -> list[SignatoryRow]:
                 Registration("check", 0, bytes(32), row.name, row.kind, row.country, row.domain)
             )
         except LedgerError as e:
-            raise InputError(f"{path}, line {n}: {e} [{e.code}]") from None
+            raise InputError(f"{name_of_file}, line {n}: {e} [{e.code}]") from None
         rows.append(row)
     if not rows:
-        raise InputError(f"{path} lists no signatory")
+        raise InputError(f"{name_of_file} lists no signatory")
     return rows
 
 
@@ -208,9 +214,7 @@ def count(outcomes: Sequence[BatchOutcome]) -> dict[str, int]:
 
 
 @click.command("import-signatories")
-@click.argument(
-    "csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("csv_file", metavar="CSV", type=INPUT_FILE)
 @click.option(
     "--keys-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -268,7 +272,7 @@ def import_signatories(
 
     \b
     Example:
-      ledger import-signatories examples/paris-call/signatories.csv --keys-dir keys/
+      ledger import-signatories paris-call/signatories.csv --keys-dir keys/
       ledger import-signatories members.csv --endorse 250955a4fe09 --json
     """
     rows = read_signatories_csv(csv_file)

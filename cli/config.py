@@ -24,6 +24,7 @@ from pathlib import Path
 from cli.errors import InputError
 from ledger.core.errors import LedgerError
 from ledger.core.note import Ed25519Verifier, parse_vkey
+from ledger.verify.cli import read_log_key
 
 CONFIG_ENV = "LEDGER_CONFIG_DIR"
 APP_DIR = "endorsement-ledger"
@@ -60,16 +61,15 @@ def check_vkey(vkey: str, *, what: str = "log key") -> str:
 
 
 def read_vkey_option(value: str) -> str:
-    """``--log-key``: a vkey, or the path of a file holding one (``log.vkey``)."""
-    text = value.strip()
-    if "+" not in text or os.path.exists(text):
-        try:
-            text = Path(value).read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise InputError(
-                f"--log-key {value!r} is neither a verifier key nor a readable file "
-                f"({e.strerror or e})"
-            ) from None
+    """``--log-key``: a vkey, or the path of a file holding one (``log.vkey``), read by the
+    rule ``ledger-verify --log-key`` follows (:func:`ledger.verify.cli.read_log_key`)."""
+    try:
+        text = read_log_key(value)
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise InputError(
+            f"--log-key {value!r} is neither a verifier key nor a readable file ({reason})"
+        ) from None
     return check_vkey(text)
 
 

@@ -2,12 +2,13 @@
 
 On a fresh data directory it starts a local server (``ledger serve`` in a
 subprocess, on a free port), and then, as clearly labelled demo signatories each
-holding its own throwaway key (``examples/paris-call/signatories.csv``: 51
-fictional states, a few companies and civil-society organisations):
+holding its own throwaway key (``cli/examples/paris-call/signatories.csv``, package
+data read with :mod:`importlib.resources`: 51 fictional states, a few companies and
+civil-society organisations):
 
 1. registers them all (batch endpoint, progress bar);
 2. publishes the example statement modelled on the 2018 Paris Call
-   (``examples/paris-call/statement.txt``), co-signed by its two authors;
+   (``cli/examples/paris-call/statement.txt``), co-signed by its two authors;
 3. has every signatory endorse it (batch endpoint, progress bar);
 4. withdraws one endorsement, rotates one key and revokes another, and shows
    that the log then refuses records signed by the rotated-away and revoked keys;
@@ -25,6 +26,7 @@ serve --data-dir DIR`` serves it afterwards.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import os
 import socket
 import subprocess
@@ -32,6 +34,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +52,9 @@ from cli.bulk import (
 )
 from cli.config import Pins
 from cli.errors import InputError, RefusedError, UnreachableError, VerifyError
-from cli.flows import read_text_file
-from cli.output import err, out, progress, table
+from cli.flows import read_text_file, write_new_file
+from cli.output import counted, err, out, progress, table
+from cli.serve_cmd import require_server_extra
 from cli.session import ServerOptions, Session, open_session
 from cli.submit import (
     BatchOutcome,
@@ -67,8 +71,14 @@ from ledger.core.state import KINDS
 from ledger.verify.source import open_source
 from ledger.verify.verifier import verify_log
 
-#: Where the example lives in a source checkout (``examples/`` is not installed).
-EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "paris-call"
+#: The example, shipped in the package (pyproject.toml, [tool.setuptools.package-data]).
+EXAMPLE: Traversable = importlib.resources.files("cli") / "examples" / "paris-call"
+EXAMPLE_FILES = ("README.md", "title.txt", "statement.txt", "signatories.csv")
+#: The demo's log has an origin and a port of its own, so that it never meets the log of a
+#: default ``ledger serve`` (origin localhost/ledger, port 8000): not on the port, and not
+#: in the client's pinned keys, which are kept per server URL (cli/config.py).
+DEMO_ORIGIN = "localhost/ledger-demo"
+DEMO_PORT = 8001
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
@@ -80,17 +90,20 @@ class Example:
     rows: list[SignatoryRow]
 
 
-def load_example(directory: Path, states: int) -> Example:
+def load_example(directory: Traversable, states: int) -> Example:
     """The example's title, text and signatories (the first ``states`` states and all others)."""
     for name in ("title.txt", "statement.txt", "signatories.csv"):
-        if not (directory / name).is_file():
+        if not directory.joinpath(name).is_file():
             raise InputError(
-                f"the example is not in {directory} (missing {name}); run the demo from a "
-                "source checkout, or give --example-dir"
+                f"the example is not in {directory} (missing {name}); reinstall the "
+                "package, or give --example-dir"
             )
-    title = (directory / "title.txt").read_text(encoding="utf-8").strip()
-    text = read_text_file(directory / "statement.txt")
-    rows = read_signatories_csv(directory / "signatories.csv")
+    title = directory.joinpath("title.txt").read_text(encoding="utf-8").strip()
+    # as_file: a real file even if the package were imported from a zip archive.
+    with importlib.resources.as_file(directory.joinpath("statement.txt")) as path:
+        text = read_text_file(path)
+    with importlib.resources.as_file(directory.joinpath("signatories.csv")) as path:
+        rows = read_signatories_csv(path)
     kept: list[SignatoryRow] = []
     n_states = 0
     for row in rows:
@@ -100,6 +113,18 @@ def load_example(directory: Path, states: int) -> Example:
                 continue
         kept.append(row)
     return Example(title, text, kept)
+
+
+def export_example(directory: Path) -> None:
+    """Copy the example's files into ``directory``; never overwrite one."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in EXAMPLE_FILES:
+            write_new_file(directory / name, (EXAMPLE / name).read_bytes(), what="example")
+    except OSError as e:
+        raise InputError(f"cannot write the example to {directory}: {e.strerror or e}") from None
+    click.echo(f"the example is in {directory}/: " + ", ".join(EXAMPLE_FILES))
+    click.echo(f"its README ({directory / 'README.md'}) tells the demo's story by hand")
 
 
 def free_port() -> int:
@@ -113,7 +138,7 @@ def _check_fresh(data_dir: Path) -> None:
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise InputError(
             f"{data_dir} is not empty: the demo needs a fresh data directory. To serve the "
-            f"log of an earlier demo: ledger serve --data-dir {data_dir}"
+            f"log of an earlier demo: {serve_again(data_dir)}"
         )
 
 
@@ -211,6 +236,15 @@ def _expect_refusal(session: Session, what: str, record: SignedRecord, code: str
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=0, help="Server port (default: free)."
 )
+@click.option(
+    "--export-example",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Copy the example's files (statement, title, signatories, README with the same "
+    "story by hand) into DIR and stop; nothing else is done.",
+)
 @click.option("--states", type=click.IntRange(2, 51), default=51, hidden=True)
 @click.option(
     "--example-dir",
@@ -218,21 +252,30 @@ def _expect_refusal(session: Session, what: str, record: SignedRecord, code: str
     default=None,
     hidden=True,
 )
-def demo(data_dir: Path, port: int, states: int, example_dir: Path | None) -> None:
+def demo(
+    data_dir: Path, port: int, export_dir: Path | None, states: int, example_dir: Path | None
+) -> None:
     """Run the Paris Call example on a fresh local log.
 
-    Starts a server, registers demo signatories (51 fictional states, companies and
-    NGOs, each with its own throwaway key), publishes the example statement signed by
+    Starts a server, registers 62 demo signatories (51 fictional states, 5 companies
+    and 6 NGOs, each with its own throwaway key), publishes the example statement signed by
     two authors, has everyone endorse it, withdraws one endorsement, rotates one key,
     revokes another, verifies the whole log and prints the tallies. The log stays in
-    DATA_DIR: 'ledger serve --data-dir DATA_DIR' serves it again.
+    DATA_DIR. Its origin is localhost/ledger-demo, and it is served again on port 8001,
+    so that it never meets the log of a default 'ledger serve' (localhost/ledger, 8000).
 
     \b
     Example:
       ledger demo --data-dir paris-demo
-      ledger serve --data-dir paris-demo
+      ledger serve --data-dir paris-demo --origin localhost/ledger-demo --port 8001
+      ledger statements --server http://127.0.0.1:8001
+      ledger demo --export-example paris-call      # the example's files, to try by hand
     """
-    example = load_example(example_dir or EXAMPLE_DIR, states)
+    if export_dir is not None:
+        export_example(export_dir)
+        return
+    require_server_extra("ledger demo")  # it runs ledger serve
+    example = load_example(example_dir or EXAMPLE, states)
     _check_fresh(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys_dir = data_dir / "demo-keys"
@@ -245,7 +288,7 @@ def demo(data_dir: Path, port: int, states: int, example_dir: Path | None) -> No
     )
     total = 7
     _step(1, total, f"starting a local server on {data_dir}")
-    with local_server(data_dir, port or free_port()) as url:
+    with local_server(data_dir, port or free_port(), origin=DEMO_ORIGIN) as url:
         vkey = (data_dir / "log.vkey").read_text(encoding="utf-8").strip()
         session = open_session(
             ServerOptions(url, vkey), for_write=True, pins=Pins(data_dir / "client"), quiet=True
@@ -262,11 +305,18 @@ def demo(data_dir: Path, port: int, states: int, example_dir: Path | None) -> No
         finally:
             session.client.close()
         click.echo()
-        click.echo("The demo log stays in " + str(data_dir) + ". Next:")
-        click.echo(f"  ledger serve --data-dir {data_dir}          # serve it again")
-        click.echo("  ledger statements                           # (another terminal)")
-        click.echo(f"  ledger-verify log http://127.0.0.1:8000 --log-key '{vkey}'")
-        click.echo(f"  receipts: {receipts}/ (check one with ledger-verify receipt)")
+        click.echo(f"The demo log ({DEMO_ORIGIN}) stays in {data_dir}. Serve it again with:")
+        click.echo(f"  {serve_again(data_dir)}")
+        click.echo("and, in another terminal:")
+        demo_url = f"http://127.0.0.1:{DEMO_PORT}"
+        click.echo(f"  ledger statements --server {demo_url}")
+        click.echo(f"  ledger-verify log {demo_url} --log-key {data_dir / 'log.vkey'}")
+        click.echo(f"Receipts: {receipts}/ (check one with ledger-verify receipt).")
+
+
+def serve_again(data_dir: Path) -> str:
+    """The command that serves the demo's log afterwards (its own origin and port)."""
+    return f"ledger serve --data-dir {data_dir} --origin {DEMO_ORIGIN} --port {DEMO_PORT}"
 
 
 def _run(
@@ -290,7 +340,7 @@ def _run(
     if len(authors) != 2:
         raise InputError("the example must name exactly two authors (demo column)")
 
-    _step(2, total, f"registering {len(rows)} demo signatories")
+    _step(2, total, f"registering {counted(len(rows), 'demo signatory', 'demo signatories')}")
     t0 = now()
     registered = submit_batches(
         session,
@@ -320,7 +370,7 @@ def _run(
         markup=False,
     )
 
-    _step(4, total, f"{len(rows)} endorsements")
+    _step(4, total, counted(len(rows), "endorsement"))
     t1 = now()
     comments = [r.extra.get("comment") or None for r in rows]
     endorsed = submit_batches(
@@ -404,7 +454,8 @@ def _run(
             f"the server's tallies {server_tally} differ from the verified log's {mine}"
         )
     err().print(
-        f"  valid: {summary['size']} entries; the server's tallies match the verified log's",
+        f"  valid: {counted(summary['size'], 'entry', 'entries')}; the server's tallies "
+        "match the verified log's",
         markup=False,
     )
 
@@ -446,10 +497,22 @@ def _print_tallies(
     grid.add_row("total", str(summary["signatories"]), str(mine["endorsements"]))
     console = out()
     console.print(grid)
+    size = summary["size"]
+    assert isinstance(size, int)
     console.print(
-        f"statement {statement}; log of {summary['size']} entries; "
-        f"{count(registered)['logged']} registrations"
+        f"statement {statement}; log of {counted(size, 'entry', 'entries')}; "
+        f"{counted(count(registered)['logged'], 'registration')}"
     )
 
 
-__all__ = ["EXAMPLE_DIR", "demo", "free_port", "load_example", "local_server"]
+__all__ = [
+    "DEMO_ORIGIN",
+    "DEMO_PORT",
+    "EXAMPLE",
+    "EXAMPLE_FILES",
+    "demo",
+    "export_example",
+    "free_port",
+    "load_example",
+    "local_server",
+]

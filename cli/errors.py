@@ -19,6 +19,8 @@ code  meaning
       key, or the server's log key changed since it was pinned
 6     not found: the statement, signatory or entry named does not exist
 130   interrupted (Ctrl-C), or a confirmation was declined
+143   stopped by SIGTERM: the command stops as on Ctrl-C, then ends by the signal
+      (:func:`ledger.verify.cli.run_stoppable`; a shell reports 128 + 15)
 ====  ==================================================================================
 """
 
@@ -59,7 +61,8 @@ Exit codes:
   5  verification failed: a receipt does not verify against the pinned log key,
      or the server's log key changed
   6  not found: no such statement, signatory or entry
-130  interrupted (Ctrl-C), or a confirmation declined"""
+130  interrupted (Ctrl-C), or a confirmation declined
+143  stopped by SIGTERM (kill PID): cleaned up as on Ctrl-C, then ended by the signal"""
 
 #: One sentence more for the problem codes a signatory meets most (docs/spec.md rules).
 HINTS: dict[str, str] = {

@@ -8,6 +8,12 @@ base64 of the raw 32-byte Ed25519 public key, as records spell keys (docs/spec.m
 who drafts a statement, and what commands that only need the public half read
 (drafts, ``ledger key show``), so that they do not ask for a passphrase.
 
+Wherever a public key is read, an OpenSSH public key is accepted too: the line of an
+``id_ed25519.pub`` (``ssh-ed25519 <base64> [comment]``, RFC 8709 section 4: the
+base64 of the string ``ssh-ed25519`` and the 32-byte key, each prefixed with its
+uint32 length), as a value or a file; and beside an OpenSSH private key file, its
+``.pub``.
+
 A passphrase comes from ``--passphrase-file``, else ``LEDGER_KEY_PASSPHRASE``, else
 a prompt on a terminal (``keys.passphrase.resolve_passphrase``); it is asked for only
 when the key file is encrypted.
@@ -15,9 +21,12 @@ when the key file is encrypted.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
 import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -31,6 +40,7 @@ from ledger.core.encoding import b64decode_strict, b64encode
 from ledger.core.errors import LedgerError
 
 PUB_SUFFIX = ".pub"
+SSH_ED25519 = "ssh-ed25519"
 _B64_KEY = re.compile(r"[A-Za-z0-9+/]{43}=")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -102,12 +112,44 @@ def _read_pub_file(path: Path) -> bytes:
 
 
 def parse_public_key_text(text: str, *, source: str) -> bytes:
-    """A base64 Ed25519 public key (44 characters) that passes the acceptance rule."""
+    """An Ed25519 public key that passes the acceptance rule: 44 characters of base64,
+    or an OpenSSH public key line (:func:`parse_openssh_public_key`)."""
+    if looks_like_openssh(text):
+        return parse_openssh_public_key(text, source=source)
     try:
         pub = b64decode_strict(text, field="key", length=32)
         ed25519.check_public_key(pub)
     except LedgerError as e:
         raise InputError(f"{source} is not an Ed25519 public key in base64: {e}") from None
+    return pub
+
+
+def looks_like_openssh(text: str) -> bool:
+    """Whether ``text`` is meant as an OpenSSH public key line (``ssh-...``, ``ecdsa-...``)."""
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    return first.startswith(("ssh-", "ecdsa-", "sk-"))
+
+
+def parse_openssh_public_key(text: str, *, source: str) -> bytes:
+    """The 32-byte key of an ``ssh-ed25519 <base64> [comment]`` line (RFC 8709, section 4)."""
+    fields = text.strip().split(maxsplit=2)
+    if fields[0] != SSH_ED25519:
+        raise InputError(f"{source} is an OpenSSH {fields[0]} key, not an Ed25519 key")
+    if len(fields) < 2:
+        raise InputError(f"{source}: the OpenSSH public key line has no key after {SSH_ED25519}")
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+    except binascii.Error:
+        raise InputError(f"{source}: the OpenSSH public key is not valid base64") from None
+    name = SSH_ED25519.encode()
+    head = struct.pack(">I", len(name)) + name + struct.pack(">I", 32)
+    if len(blob) != len(head) + 32 or not blob.startswith(head):
+        raise InputError(f"{source}: not an OpenSSH ssh-ed25519 public key (RFC 8709 encoding)")
+    pub = blob[len(head) :]
+    try:
+        ed25519.check_public_key(pub)
+    except LedgerError as e:
+        raise InputError(f"{source} is not a usable Ed25519 public key: {e}") from None
     return pub
 
 
@@ -118,17 +160,18 @@ def looks_like_b64_key(text: str) -> bool:
 def read_public_key(spec: str, passphrase_file: Path | None = None) -> bytes:
     """A public key from a command-line value.
 
-    ``spec`` is the key in base64, a ``.pub`` file, or a private key file (its
-    ``.pub`` beside it is read if present, so that no passphrase is needed).
+    ``spec`` is the key in base64 or an OpenSSH public key line, a ``.pub`` file (ours
+    or OpenSSH's), or a private key file (its ``.pub`` beside it is read if present,
+    so that no passphrase is needed).
     """
-    if looks_like_b64_key(spec) and not os.path.exists(spec):
+    if (looks_like_b64_key(spec) or looks_like_openssh(spec)) and not os.path.exists(spec):
         return parse_public_key_text(spec, source="the key given")
     path = Path(spec)
     if not path.exists():
         raise KeyProblemError(f"{path} does not exist (expected a key file, a .pub file or a key)")
     with contextlib.suppress(UnicodeDecodeError, OSError):
         head = path.read_bytes()[:200].decode("ascii", errors="strict").strip()
-        if looks_like_b64_key(head):
+        if looks_like_b64_key(head) or looks_like_openssh(head):
             return _read_pub_file(path)
     sidecar = pub_path(path)
     if sidecar.exists():
@@ -158,8 +201,10 @@ __all__ = [
     "is_hex_id",
     "load_signer",
     "looks_like_b64_key",
+    "looks_like_openssh",
     "make_key_directory",
     "new_passphrase",
+    "parse_openssh_public_key",
     "parse_public_key_text",
     "pub_path",
     "read_public_key",

@@ -11,7 +11,7 @@ from cli.config import Pins, read_vkey_option
 from cli.errors import InputError, UnreachableError, VerifyError
 from cli.flows import client_for, session_for
 from cli.options import json_option, receipt_option, server_options
-from cli.output import emit_json, note
+from cli.output import counted, emit_json, note
 from cli.receipts import check_receipt, default_receipt_path, save_receipt
 from cli.session import ServerOptions
 from cli.submit import report
@@ -73,7 +73,7 @@ def log_cmd(repin: bool, conn: ServerOptions, as_json: bool) -> None:
         return
     click.echo(f"server:  {doc['server']}")
     click.echo(f"origin:  {doc['origin']}")
-    click.echo(f"size:    {doc['size']} entries")
+    click.echo(f"size:    {counted(int(doc['size'] or 0), 'entry', 'entries')}")
     click.echo(f"root:    {doc['root']}")
     click.echo(f"vkey:    {doc['vkey']}")
     state = "CHANGED: does not match the server's" if session.key_changed else "matches"

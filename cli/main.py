@@ -4,9 +4,9 @@ Commands live in modules by area: :mod:`cli.keys_cmd` (``key ...``),
 :mod:`cli.records_cmd` (``register``, ``endorse``, ``withdraw``, ``sign``,
 ``submit``), :mod:`cli.statements_cmd` (``statement ...``, ``statements``,
 ``signatory ...``), :mod:`cli.log_cmd` (``log``, ``receipt``), :mod:`cli.bulk`
-(``import-signatories``), :mod:`cli.serve_cmd` (``serve``) and :mod:`cli.demo`
-(``demo``). Others add theirs with :func:`add_command` (``ledger mirror`` comes
-from the mirror's module).
+(``import-signatories``), :mod:`cli.serve_cmd` (``serve``), :mod:`cli.demo`
+(``demo``) and :mod:`cli.completion_cmd` (``completion``). Others add theirs with
+:func:`add_command` (``ledger mirror`` comes from the mirror's module).
 
 Errors end as one line on standard error and an exit code (:mod:`cli.errors`).
 """
@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from cli.bulk import import_signatories
+from cli.completion_cmd import completion
 from cli.demo import demo
 from cli.domain_cmd import domain_group
 from cli.errors import EXIT_CODES_HELP, AbortedError, from_exception
@@ -32,6 +33,7 @@ from cli.serve_cmd import serve
 from cli.statements_cmd import signatory_group, statement_group, statements
 from cli.witness_cmd import witness_group
 from ledger import __version__
+from ledger.verify.cli import Terminated, run_stoppable
 
 EPILOG = (
     EXIT_CODES_HELP
@@ -56,6 +58,8 @@ class LedgerGroup(OrderedGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Terminated as e:
+            raise AbortedError(f"stopped by {e}") from None
         except (click.Abort, KeyboardInterrupt):
             raise AbortedError("aborted") from None
         except (click.exceptions.Exit, click.ClickException):
@@ -72,7 +76,7 @@ class LedgerGroup(OrderedGroup):
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, prog_name="ledger")
+@click.version_option(__version__, prog_name="ledger", message="%(prog)s %(version)s")
 def cli() -> None:
     """Endorsement Ledger: sign, submit and check endorsements in a public, verifiable log.
 
@@ -104,12 +108,21 @@ for _command in (
     import_signatories,
     demo,
     witness_group,
+    completion,
 ):
     cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``ledger`` console script; returns the exit code."""
+    """The ``ledger`` console script; returns the exit code.
+
+    SIGTERM stops a command as Ctrl-C does, and the process then ends by that signal
+    (:func:`ledger.verify.cli.run_stoppable`, shared with ``ledger-verify``).
+    """
+    return run_stoppable(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="ledger")
     except SystemExit as e:

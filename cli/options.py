@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 import click
 
 from cli.client import DEFAULT_SERVER, DEFAULT_TIMEOUT_S
+from cli.flows import OUTPUT_FILE
 from cli.session import ServerOptions
+from ledger.verify.cli import LOG_KEY_ENV
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +48,8 @@ def server_options(f: F) -> F:
     decorated = click.option(
         "--log-key",
         metavar="VKEY|FILE",
+        envvar=LOG_KEY_ENV,
+        show_envvar=True,
         default=None,
         help="The log's verifier key (or a file holding it, such as the server's "
         "log.vkey). Default: the key pinned on first contact with the server.",
@@ -105,10 +109,10 @@ def draft_options(f: F) -> F:
     return click.option(
         "--draft",
         "draft_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=OUTPUT_FILE,
         default=None,
-        help="Write the unsigned record to this file instead of signing and submitting it; "
-        "sign it with 'ledger sign', send it with 'ledger submit'.",
+        help="Write the unsigned record to this file (- for standard output) instead of "
+        "signing and submitting it; sign it with 'ledger sign', send it with 'ledger submit'.",
     )(f)
 
 

@@ -23,6 +23,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+# The words that agree with their counts, as ledger-verify writes them too.
+from ledger.verify.cli import counted, plural
+
 #: Width of tables written to a pipe or file, where nothing should wrap a 64-digit id.
 PIPE_WIDTH = 240
 
@@ -85,4 +88,15 @@ def progress(*, transient: bool = False) -> Progress:
     )
 
 
-__all__ = ["emit_json", "err", "loud_warning", "note", "out", "progress", "table", "warn"]
+__all__ = [
+    "counted",
+    "emit_json",
+    "err",
+    "loud_warning",
+    "note",
+    "out",
+    "plural",
+    "progress",
+    "table",
+    "warn",
+]

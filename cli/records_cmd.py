@@ -11,7 +11,11 @@ import click
 
 from cli.errors import InputError, VerifyError
 from cli.flows import (
+    INPUT_FILE,
+    OUTPUT_FILE,
+    describe,
     drafting,
+    is_stdio,
     parse_id,
     read_draft,
     replace_file,
@@ -29,7 +33,7 @@ from cli.options import (
     server_options,
     signed_at_option,
 )
-from cli.output import note, warn
+from cli.output import counted, note, plural, warn
 from cli.session import ServerOptions
 from cli.submit import (
     author_slots,
@@ -241,7 +245,8 @@ withdraw = _pair_command("withdraw")
 
 
 def _when(t: int) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A record's signed_at (Unix seconds) as people read it: ISO 8601 in UTC."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _summary(record: SignedRecord) -> list[str]:
@@ -252,7 +257,8 @@ def _summary(record: SignedRecord) -> list[str]:
         lines.append(f"title: {b.title}")
         lines.append(f"authors: {', '.join(a.hex()[:16] + '...' for a in b.authors)}")
         lines.append(
-            f"text: {len(b.text.encode())} bytes, first line: {b.text.splitlines()[0][:70]}"
+            f"text: {counted(len(b.text.encode()), 'byte')}, "
+            f"first line: {b.text.splitlines()[0][:70]}"
         )
     elif isinstance(b, Registration):
         lines.append(f"name: {b.name} ({b.kind.value})")
@@ -302,7 +308,7 @@ def _check_signer(record: SignedRecord, pub: bytes, signatory: bytes | None) -> 
 
 
 @click.command("sign")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=INPUT_FILE)
 @click.option("--key", "key", required=True, metavar="KEY", help="The key file to sign with.")
 @click.option(
     "--signatory",
@@ -312,9 +318,10 @@ def _check_signer(record: SignedRecord, pub: bytes, signatory: bytes | None) -> 
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     default=None,
-    help="Write the signed draft here instead of updating FILE.",
+    help="Write the signed draft here instead of updating FILE (- writes standard output; "
+    "the default when FILE is -).",
 )
 @passphrase_option
 def sign_cmd(
@@ -334,16 +341,20 @@ def sign_cmd(
       ledger sign call.draft --key a.key      # on A's machine
       ledger sign call.draft --key b.key      # on B's machine, maybe air-gapped
       ledger submit call.draft
+      ledger sign - --key c.key < in.draft > out.draft
     """
     record = read_draft(file)
+    name = describe(file)
     verify_existing_signatures(record)
     signer = load_signer(Path(key), passphrase_file)
     if any(s.public_key == signer.public_key for s in record.signatures):
-        note(f"{file} is already signed with this key; nothing to do")
+        note(f"{name} is already signed with this key; nothing to do")
+        if is_stdio(file):  # a filter passes its input on
+            replace_file(out or file, record.encode())
         return
     if not record.is_draft:
         raise InputError(
-            f"{file} already has its {record.required_signatures} signature(s); submit it"
+            f"{name} already has its {counted(record.required_signatures, 'signature')}; submit it"
         )
     sid = parse_id(signatory, "--signatory") if signatory else None
     _check_signer(record, signer.public_key, sid)
@@ -353,19 +364,24 @@ def sign_cmd(
     target = out or file
     replace_file(target, signed.encode())
     have, need = len(signed.signatures), signed.required_signatures
+    to_stdout = is_stdio(target)  # then the draft is standard output: say it on stderr
+    shown = "the draft" if to_stdout else str(target)
     if signed.is_draft:
         click.echo(
-            f"signed {target}: {have} of {need} signatures; still to sign: "
-            + "; ".join(missing_signers(signed))
+            f"signed {shown}: {have} of {need} {plural(need, 'signature')}; still to sign: "
+            + "; ".join(missing_signers(signed)),
+            err=to_stdout,
         )
     else:
         click.echo(
-            f"signed {target}: complete ({have} of {need}); submit it: ledger submit {target}"
+            f"signed {shown}: complete ({have} of {need}); submit it: ledger submit "
+            + ("FILE" if to_stdout else str(target)),
+            err=to_stdout,
         )
 
 
 @click.command("submit")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=INPUT_FILE)
 @server_options
 @receipt_option
 @json_option
@@ -378,24 +394,27 @@ def submit(file: Path, conn: ServerOptions, receipt_path: Path | None, as_json: 
     \b
     Example:
       ledger submit call.draft --receipt call.tlog-proof
+      ledger sign - --key a.key < call.draft | ledger submit -
     """
     record = read_draft(file)
+    name = describe(file)
     if record.is_draft:
         raise InputError(
-            f"{file} has {len(record.signatures)} of {record.required_signatures} signatures; "
+            f"{name} has {len(record.signatures)} of "
+            f"{counted(record.required_signatures, 'signature')}; "
             "still to sign: " + "; ".join(missing_signers(record))
         )
     with session_for(conn, for_write=True) as session:
         if record.body.log != session.origin:
             raise InputError(
-                f"{file} is for the log {record.body.log!r}, but {session.server} is the log "
+                f"{name} is for the log {record.body.log!r}, but {session.server} is the log "
                 f"{session.origin!r}"
             )
         ordered = order_signatures(record, server_lookup(session.client))
         try:
             verify_signatures(ordered)
         except LedgerError as e:
-            raise VerifyError(f"{file}: {e} [{e.code}]") from None
+            raise VerifyError(f"{name}: {e} [{e.code}]") from None
         saved = submit_record(session, ordered, receipt_path=receipt_path)
         extra = {"statement": ordered.record_id.hex()} if isinstance(record.body, Statement) else {}
         report(saved, as_json=as_json, origin=session.origin, extra=extra)

@@ -154,18 +154,25 @@ def _read_secret(path: Path) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def build_settings(options: dict[str, Any]) -> Any:
-    """The api.settings.Settings of the options given (the rest from the environment)."""
+def require_server_extra(command: str) -> None:
+    """InputError (exit 2) naming the extra to install if the server's packages are missing."""
     try:
         # Imported here: the signatory's commands must not need the server's packages.
-        from pydantic import ValidationError  # noqa: PLC0415
-
-        from api.settings import Settings  # noqa: PLC0415
+        import api.settings  # noqa: F401, PLC0415
     except ImportError as e:
         raise InputError(
-            f"'ledger serve' needs the server extra ({e.name} is missing): "
+            f"'{command}' needs the server extra ({e.name} is missing): "
             "pip install 'endorsement-ledger[server]'"
         ) from None
+
+
+def build_settings(options: dict[str, Any]) -> Any:
+    """The api.settings.Settings of the options given (the rest from the environment)."""
+    require_server_extra("ledger serve")
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from api.settings import Settings  # noqa: PLC0415
+
     values: dict[str, Any] = {}
     for field, value in options.items():
         if value is None:
@@ -202,4 +209,4 @@ def serve_command() -> click.Command:
 
 serve = serve_command()
 
-__all__ = ["NOT_OPTIONS", "OPTIONS", "build_settings", "serve"]
+__all__ = ["NOT_OPTIONS", "OPTIONS", "build_settings", "require_server_extra", "serve"]

@@ -15,9 +15,12 @@ from rich.text import Text
 
 from cli.errors import InputError, KeyProblemError, NotFoundError
 from cli.flows import (
-    client_for,
+    INPUT_FILE,
+    OUTPUT_FILE,
     drafting,
+    is_stdio,
     read_text_file,
+    reads_for,
     resolve_statement,
     session_for,
     user_text,
@@ -69,8 +72,8 @@ def _statement_record(
 @click.option(
     "--text-file",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The statement text, UTF-8.",
+    type=INPUT_FILE,
+    help="The statement text, UTF-8 (- reads standard input).",
 )
 @click.option(
     "--key",
@@ -106,7 +109,7 @@ def publish(
     \b
     Example:
       ledger statement publish --title "Call for Trust and Security in Cyberspace" \\
-          --text-file examples/paris-call/statement.txt --key state.key --key ngo.key
+          --text-file statement.txt --key state.key --key ngo.key
     """
     title = user_text(title, "--title")
     text = read_text_file(text_file)
@@ -139,8 +142,8 @@ def _author_id(spec: str, client: Any, passphrase_file: Path | None) -> bytes:
 @click.option(
     "--text-file",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The statement text, UTF-8.",
+    type=INPUT_FILE,
+    help="The statement text, UTF-8 (- reads standard input).",
 )
 @click.option(
     "--author",
@@ -154,8 +157,8 @@ def _author_id(spec: str, client: Any, passphrase_file: Path | None) -> bytes:
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The draft file to write.",
+    type=OUTPUT_FILE,
+    help="The draft file to write (- writes standard output).",
 )
 @click.option(
     "--origin",
@@ -196,7 +199,8 @@ def draft(
         ids = tuple(_author_id(a, ctx.client, passphrase_file) for a in authors)
         record = _statement_record(ctx.origin, signed_at or now(), title, ids, text)
         write_draft(out, record)
-    click.echo(f"statement id: {record.record_id.hex()}")
+    # With --out -, the draft is standard output: the id goes with the notes.
+    click.echo(f"statement id: {record.record_id.hex()}", err=is_stdio(out))
 
 
 # --- reads ----------------------------------------------------------------------------
@@ -235,7 +239,7 @@ def show(
       ledger statement show 250955a4fe09
       ledger statement show 250955a4fe09 --endorsements --kind state --json
     """
-    with client_for(conn) as client:
+    with reads_for(conn) as client:
         sid = resolve_statement(client, statement_id).hex()
         doc = client.statement(sid)
         items: list[dict[str, Any]] = []
@@ -295,7 +299,7 @@ def statements(limit: int | None, conn: ServerOptions, as_json: bool) -> None:
       ledger statements
       ledger statements --json | jq '.items[].tally.total'
     """
-    with client_for(conn) as client:
+    with reads_for(conn) as client:
         items: list[dict[str, Any]] = []
         for s in client.all_statements():
             items.append(s)
@@ -368,7 +372,7 @@ def signatory_show(key: str, conn: ServerOptions, as_json: bool) -> None:
       ledger signatory show alice.key.pub --json
     """
     khash = key.lower() if is_hex_id(key.lower()) else key_hash(read_public_key(key)).hex()
-    with client_for(conn) as client:
+    with reads_for(conn) as client:
         doc = client.signatory(khash)
     if doc is None:
         raise NotFoundError(f"no signatory has a key with hash {khash}")
@@ -393,7 +397,7 @@ def signatory_search(query: str, limit: int, conn: ServerOptions, as_json: bool)
       ledger signatory search ministry
       ledger signatory search example.org --json
     """
-    with client_for(conn) as client:
+    with reads_for(conn) as client:
         doc = client.search_signatories(query, limit=limit)
     if as_json:
         emit_json(doc)

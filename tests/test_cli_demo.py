@@ -8,8 +8,10 @@ withdrawal, rotation and revocation) is the full example.
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.bulk import read_signatories_csv
-from cli.demo import EXAMPLE_DIR, free_port, local_server
+from cli.demo import DEMO_ORIGIN, EXAMPLE, EXAMPLE_FILES, free_port, local_server
 from cli.errors import EXIT_USAGE
 from cli.main import cli as ledger_cli
 from ledger.core.entry import parse_entry
@@ -42,7 +44,7 @@ def invoke(runner: CliRunner, *args: object) -> Result:
 
 
 def example_rows() -> list[dict[str, str]]:
-    with open(EXAMPLE_DIR / "signatories.csv", encoding="utf-8") as f:
+    with (EXAMPLE / "signatories.csv").open(encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -57,10 +59,10 @@ def test_the_example_is_labelled_and_complete() -> None:
     assert sorted(r["demo"] for r in rows if r["demo"]) == [
         "author", "author", "revoke", "rotate", "withdraw",
     ]  # fmt: skip
-    text = (EXAMPLE_DIR / "statement.txt").read_text(encoding="utf-8")
+    text = (EXAMPLE / "statement.txt").read_text(encoding="utf-8")
     assert text.startswith("EXAMPLE TEXT FOR DEMONSTRATIONS ONLY")
     assert [f"{i}. " in text for i in range(1, 10)] == [True] * 9
-    title = (EXAMPLE_DIR / "title.txt").read_text(encoding="utf-8").strip()
+    title = (EXAMPLE / "title.txt").read_text(encoding="utf-8").strip()
     assert "demo" in title.lower() and len(title.encode()) <= MAX_TITLE
 
 
@@ -110,7 +112,7 @@ def test_demo_then_serve_its_log(runner: CliRunner, tmp_path: Path) -> None:
     assert len(list((data / "demo-keys").glob("*.key"))) == signatories + 1  # + rotated
 
     # ledger serve --data-dir DIR serves the same log afterwards.
-    with local_server(data, free_port()) as url:
+    with local_server(data, free_port(), origin=DEMO_ORIGIN) as url:
         listed = invoke(runner, "statements", "--server", url, "--json")
         assert listed.exit_code == 0, listed.output
         (item,) = json.loads(listed.stdout)["items"]
@@ -133,6 +135,27 @@ def test_demo_needs_a_fresh_directory(runner: CliRunner, tmp_path: Path) -> None
 
 def test_every_example_row_is_a_valid_registration() -> None:
     # read_signatories_csv encodes each row as a registration body, checking every field.
-    rows = read_signatories_csv(EXAMPLE_DIR / "signatories.csv")
+    with importlib.resources.as_file(EXAMPLE / "signatories.csv") as path:
+        rows = read_signatories_csv(path)
     assert {r.kind for r in rows} == {Kind.STATE, Kind.COMPANY, Kind.CIVIL_SOCIETY}
     assert sum(r.country is not None for r in rows) == 42  # the ISO user-assigned codes
+
+
+def test_export_example_copies_the_packaged_files(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "demo", "--export-example", "paris-call")
+    assert result.exit_code == 0, result.output
+    for name in EXAMPLE_FILES:
+        assert (tmp_path / "paris-call" / name).read_bytes() == (EXAMPLE / name).read_bytes()
+    assert not (tmp_path / "ledger-demo").exists()  # nothing else was done
+    again = invoke(runner, "demo", "--export-example", "paris-call")
+    assert again.exit_code == EXIT_USAGE and "refusing to overwrite" in again.stderr
+
+
+def test_demo_without_the_server_extra_names_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "api.settings", None)  # as in a [cli]-only install
+    result = invoke(runner, "demo", "--data-dir", tmp_path / "d", "--states", STATES)
+    assert result.exit_code == EXIT_USAGE
+    assert "pip install 'endorsement-ledger[server]'" in result.stderr
+    assert not (tmp_path / "d").exists()

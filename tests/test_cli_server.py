@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import http.server
+import io
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cli.demo import free_port, local_server
 from cli.errors import (
@@ -70,11 +74,14 @@ def run(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     runner = CliRunner()
     base_env = {"LEDGER_CONFIG_DIR": str(tmp_path / "config"), "LEDGER_SERVER": server.url}
 
-    def invoke(*args: object, env: dict[str, str] | None = None) -> Result:
+    def invoke(
+        *args: object, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Result:
         return runner.invoke(
             ledger_cli,
             [str(a) for a in args],
             env={**base_env, **(env or {})},
+            input=input,
             catch_exceptions=False,
         )
 
@@ -503,3 +510,71 @@ def test_a_server_that_is_not_a_ledger(run: Run) -> None:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+# --- conventions (issue 14) -------------------------------------------------------------------
+
+
+def test_reads_warn_when_the_log_key_is_not_the_pinned_one(run: Run, server: Server) -> None:
+    pin = Path(js(run("log", "--json"))["pinned_file"])
+    pin.write_text(_other_vkey() + "\n")
+    for args in (("statements",), ("signatory", "search", "Test")):
+        read = run(*args)
+        assert read.exit_code == 0, read.output
+        assert "THE LOG KEY OF" in read.stderr and "HAS CHANGED" in read.stderr
+    # An explicit key that is not the server's: nothing is shown.
+    other = run("statements", "--log-key", _other_vkey())
+    assert other.exit_code == EXIT_VERIFY and "not the one given with --log-key" in other.stderr
+    # LEDGER_LOG_KEY is the default of --log-key, a key or a file.
+    pin.write_text(server.vkey + "\n")
+    for value in (server.vkey, str(server.data_dir / "log.vkey")):
+        ok(run("statements", env={"LEDGER_LOG_KEY": value}))
+    bad = run("statements", env={"LEDGER_LOG_KEY": _other_vkey()})
+    assert bad.exit_code == EXIT_VERIFY
+
+
+def test_a_pipeline_through_standard_input_and_output(
+    run: Run, server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signatory(run, "piper")
+    drafted = run(
+        "statement", "draft", "--title", "Piped", "--text-file", "-", "--author", "piper.key.pub",
+        "--out", "-", input="We call on pipes.\n",
+    )  # fmt: skip
+    assert drafted.exit_code == 0, drafted.output
+    signed = run("sign", "-", "--key", "piper.key", input=drafted.stdout)
+    assert signed.exit_code == 0, signed.output
+    submitted = js(run("submit", "-", "--json", input=signed.stdout))
+    index = submitted["index"]
+    receipt = tmp_path / f"entry-{index}.tlog-proof"
+    # ledger-verify reads the receipt from standard input, the key from the server's file.
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(receipt.read_bytes())))
+    args = ["receipt", "-", "--entry", f"entry-{index}.txt"]
+    assert verify_cli.main([*args, "--log-key", str(server.data_dir / "log.vkey")]) == 0
+
+
+def test_an_openssh_public_key_names_its_signatory(run: Run, tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "id_ed25519").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "id_ed25519").chmod(0o600)
+    line = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    (tmp_path / "id_ed25519.pub").write_bytes(line + b" me@example\n")
+    ok(run("key", "import-ssh", "id_ed25519", "me.key", "--no-encrypt"))
+    name = f"SSH user {time.time_ns()}"
+    sid = js(run("register", "--key", "me.key", "--name", name, "--kind", "individual",
+                 "--json"))["signatory"]  # fmt: skip
+    # The OpenSSH .pub file, or beside the OpenSSH private key, is the same signatory.
+    for spec in ("id_ed25519.pub", "id_ed25519"):
+        assert js(run("signatory", "show", spec, "--json"))["signatory"] == sid
+    Path("call.txt").write_text("We call on SSH users.\n")
+    drafted = run("statement", "draft", "--title", "SSH", "--text-file", "call.txt",
+                  "--author", "id_ed25519.pub", "--out", "ssh.draft")  # fmt: skip
+    assert drafted.exit_code == 0, drafted.output

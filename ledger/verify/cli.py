@@ -4,16 +4,43 @@ The standalone verifier of docs/spec.md, "Verification procedure". It needs only
 the standard library and ``cryptography``, and trusts only the keys given on its
 command line (``--log-key`` vkeys or a C2SP tlog-policy file), never the server
 it reads. See ``ledger-verify --help`` for the commands and exit codes.
+
+Conventions, as minisign, age and cosign have them:
+
+- ``--log-key`` takes a signed-note verifier key (``<origin>+<key id>+<base64>``) or a
+  file holding one (the server's ``log.vkey``): :func:`read_log_key`, which ``ledger
+  --log-key`` uses too. Without ``--log-key`` or ``--policy``, ``LEDGER_LOG_KEY`` is
+  the key (or its file).
+- ``-`` in place of an input file is standard input (at most one of them).
+- Times shown to people are ISO 8601 dates in UTC (:func:`format_time_ms`); ``--json``
+  keeps the Unix milliseconds of the format. Counts agree in number (:func:`counted`).
+- SIGTERM stops the command as Ctrl-C (SIGINT) does (:func:`run_stoppable`). Service
+  managers stop a process with SIGTERM, and a shell starts its background jobs with
+  SIGINT ignored (it stays ignored: the shell asked for that). While the command runs,
+  SIGTERM raises :class:`Terminated`, a :class:`KeyboardInterrupt`, in the main thread:
+  ``finally`` blocks run (``ledger-verify`` stops its worker processes, which a plain
+  SIGTERM left running forever; ``ledger demo`` stops its server; a mirror keeps the
+  consistent copy it always has), and the command prints its one line. A second
+  SIGTERM during that cleanup is not raised again (SIGKILL remains for a hung one).
+  Then, as the Unix convention for a process stopped by a signal asks (and as uvicorn
+  does for ``ledger serve``), the process ends *by* that signal, its default action
+  restored: a shell sees status 143 (128 + 15), and systemd counts it a clean stop.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from ledger import __version__
@@ -34,6 +61,10 @@ EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_FORK = 3
+#: The default of ``--log-key`` (a vkey, or the path of a file holding one).
+LOG_KEY_ENV = "LEDGER_LOG_KEY"
+#: In place of an input file: standard input.
+STDIN = "-"
 #: Statements listed in the human summary (all of them are in --json).
 MAX_SHOWN = 50
 
@@ -45,12 +76,21 @@ exit codes:
   2  usage error, or a source, key, policy, state or input file could not be read
   3  fork: the log's checkpoint is not consistent with the one verified before
      (log --state), or the evidence file proves a fork (evidence)
+130  interrupted (Ctrl-C)
+143  stopped by SIGTERM (kill PID): workers stopped, then ended by that signal
+
+environment:
+  LEDGER_LOG_KEY  the log key (or its file) when neither --log-key nor --policy is given
+
+'-' in place of an input file reads standard input.
 
 examples:
   ledger-verify log https://ledger.example.org/paris-call \\
       --log-key 'ledger.example.org/paris-call+862f1e68+AWzr...' --state paris.state
   ledger-verify log ./mirror --policy paris.policy --json
-  ledger-verify receipt entry-17.tlog-proof --entry entry-17.txt --log-key VKEY
+  ledger-verify receipt entry-17.tlog-proof --entry entry-17.txt --log-key log.vkey
+  curl -s https://ledger.example.org/paris-call/api/v1/receipts/17 \\
+      | ledger-verify receipt - --leaf-hash HEX --log-key log.vkey
   ledger-verify evidence paris.state.fork-evidence.json --log-key VKEY
 """
 
@@ -78,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-key",
         action="append",
         default=[],
-        metavar="VKEY",
-        help="the log's verifier key, <origin>+<key id>+<base64>; repeatable",
+        metavar="VKEY|FILE",
+        help="the log's verifier key, <origin>+<key id>+<base64>, or a file holding it "
+        f"(log.vkey); repeatable (default: ${LOG_KEY_ENV})",
     )
     group.add_argument(
         "--policy", metavar="FILE", help="a C2SP tlog-policy file (log and witness keys, quorum)"
@@ -157,10 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    receipt.add_argument("file", metavar="FILE", help="the receipt (.tlog-proof)")
+    receipt.add_argument(
+        "file", metavar="FILE", help="the receipt (.tlog-proof); - reads standard input"
+    )
     which = receipt.add_mutually_exclusive_group(required=True)
     which.add_argument(
-        "--entry", metavar="FILE", help="the entry the receipt is for (also checked strictly)"
+        "--entry",
+        metavar="FILE",
+        help="the entry the receipt is for (also checked strictly); - reads standard input",
     )
     which.add_argument("--leaf-hash", metavar="HEX", help="the entry's leaf hash, in hex")
 
@@ -172,12 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evidence.add_argument("file", metavar="FILE", help="the evidence file (JSON)")
+    evidence.add_argument(
+        "file", metavar="FILE", help="the evidence file (JSON); - reads standard input"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ledger-verify``; return the exit code."""
+    """Run ``ledger-verify``; return the exit code (SIGTERM: see :func:`run_stoppable`)."""
+    return run_stoppable(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -193,30 +244,158 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         _say(sys.stderr, f"ledger-verify: error: {e}")
         return EXIT_USAGE
+    except Terminated as e:
+        _say(sys.stderr, f"ledger-verify: stopped by {e}")
+        return 128 + e.signum
     except KeyboardInterrupt:
         _say(sys.stderr, "ledger-verify: interrupted")
         return 130
 
 
+# --- stopping on SIGTERM (the module docstring) ------------------------------------------
+
+#: The signals that stop a command as Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM,)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when a stop signal arrives."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run_stoppable(run: Callable[[], int]) -> int:
+    """``run()`` with SIGTERM raising :class:`Terminated`; return its exit code.
+
+    If a stop signal arrived, the process then ends by that signal (this function
+    does not return). Outside the main thread, ``run()`` runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return run()
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise Terminated(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        code = run()
+    except Terminated:  # raised outside the command's own handling (before or after it)
+        code = 128 + received[0]
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if received:
+        _end_by(received[0])
+    return code
+
+
+def _end_by(signum: int) -> None:
+    """End the process by ``signum`` with its default action (no return)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    with contextlib.suppress(OSError):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    signal.raise_signal(signum)
+    raise SystemExit(128 + signum)  # pragma: no cover - the signal ended the process
+
+
 # --- trust -----------------------------------------------------------------------------
 
 
+def read_log_key(value: str) -> str:
+    """A ``--log-key`` value: the verifier key itself, or the path of a file holding it.
+
+    A value that names an existing file, or has no ``+`` (every vkey has two), is a
+    file; its text, stripped of surrounding white space, is the key. OSError if the
+    file cannot be read; whether the text is a vkey is for the caller to check.
+    """
+    text = value.strip()
+    if "+" not in text or os.path.exists(value):
+        return Path(value).read_text(encoding="utf-8").strip()
+    return text
+
+
+def _log_keys(args: argparse.Namespace) -> list[str]:
+    values: list[str] = list(args.log_key)
+    if not values and not args.policy and os.environ.get(LOG_KEY_ENV, "").strip():
+        values = [os.environ[LOG_KEY_ENV]]
+    keys = []
+    for value in values:
+        try:
+            keys.append(read_log_key(value))
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+            raise UsageError(
+                f"bad log key: --log-key {value!r} is neither a verifier key nor a readable "
+                f"file ({reason})"
+            ) from None
+    return keys
+
+
 def _trust(args: argparse.Namespace) -> Trust:
-    if bool(args.log_key) == bool(args.policy):
-        raise UsageError("give the log's key with --log-key VKEY, or a --policy FILE (not both)")
+    _check_one_stdin(args)
+    keys = _log_keys(args)
+    if bool(keys) == bool(args.policy):
+        raise UsageError(
+            f"give the log's key with --log-key VKEY|FILE (or {LOG_KEY_ENV}), "
+            "or a --policy FILE (not both)"
+        )
     try:
         if args.policy:
             return Trust.from_policy(_read(args.policy, "policy"), args.origin)
-        return Trust.from_vkeys(args.log_key, args.origin)
+        return Trust.from_vkeys(keys, args.origin)
     except LedgerError as e:
         raise UsageError(f"bad {'policy' if args.policy else 'log key'}: {e}") from None
 
 
+def _check_one_stdin(args: argparse.Namespace) -> None:
+    named = [getattr(args, name, None) for name in ("policy", "file", "entry")]
+    if named.count(STDIN) > 1:
+        raise UsageError("only one input can be '-' (standard input)")
+
+
 def _read(path: str, what: str) -> bytes:
+    """An input file's bytes; ``-`` is standard input."""
+    if path == STDIN:
+        return sys.stdin.buffer.read()
     try:
         return Path(path).read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {what} file {path}: {e.strerror or e}") from None
+
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """The word that agrees with ``n``: ``plural(1, "entry", "entries")`` is ``entry``."""
+    if n == 1:
+        return singular
+    return plural_form if plural_form is not None else singular + "s"
+
+
+def counted(n: int, singular: str, plural_form: str | None = None) -> str:
+    """``n`` (with thousands separators) and the word that agrees with it.
+
+    >>> counted(1, "signatory", "signatories"), counted(1200, "entry", "entries")
+    ('1 signatory', '1,200 entries')
+    """
+    return f"{n:,} {plural(n, singular, plural_form)}"
+
+
+def format_time_ms(ms: int) -> str:
+    """Unix milliseconds as people read them: ISO 8601 in UTC, to the millisecond.
+
+    >>> format_time_ms(1767232801234)
+    '2026-01-01T02:00:01.234Z'
+    """
+    seconds, millis = divmod(ms, 1000)
+    when = datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --- log ---------------------------------------------------------------------------------
@@ -314,13 +493,16 @@ def _print_result(out: TextIO, r: Result, location: str, *, quiet: bool, state: 
     cp = r.checkpoint
     first, last = r.previous_size, cp.size - 1
     span = f"entries {first}..{last}" if cp.size > first else "no new entries"
+    if cp.size == first + 1:
+        span = f"entry {first}"
     rate = r.signatures_checked / r.elapsed_s if r.elapsed_s > 0 else 0.0
     _say(out, f"VALID: {cp.origin} at {location}")
     _say(out, f"  checkpoint: size {cp.size}, root {b64encode(cp.root)}")
     _say(
         out,
-        f"  checked: {span} ({r.entries_checked} entries, {r.signatures_checked} signatures, "
-        f"{r.tiles_checked} tiles) in {r.elapsed_s:.2f} s ({rate:,.0f} signatures/s)",
+        f"  checked: {span} ({counted(r.entries_checked, 'entry', 'entries')}, "
+        f"{counted(r.signatures_checked, 'signature')}, {counted(r.tiles_checked, 'tile')}) "
+        f"in {r.elapsed_s:.2f} s ({rate:,.0f} signatures/s)",
     )
     if r.warnings_total:
         _say(out, f"  warnings: {r.warnings_total} (not errors)")
@@ -347,7 +529,8 @@ def _print_result(out: TextIO, r: Result, location: str, *, quiet: bool, state: 
         _say(
             out,
             f"  entry {st['index']}  {st['id'][:16]}  {st['title']!r}: "
-            f"{st['endorsements']} active endorsements ({_kinds(st['endorsements_by_kind'])})",
+            f"{counted(st['endorsements'], 'active endorsement')} "
+            f"({_kinds(st['endorsements_by_kind'])})",
         )
 
 
@@ -425,7 +608,7 @@ def _cmd_receipt(args: argparse.Namespace, trust: Trust) -> int:
         _say(
             sys.stdout,
             f"  entry: {r.entry.record.body.TYPE} record {r.entry.record.record_id.hex()}, "
-            f"logged at {r.entry.time_ms} ms; signatures valid",
+            f"logged at {format_time_ms(r.entry.time_ms)}; signatures valid",
         )
         _say(sys.stdout, "  (whether it satisfies the semantic rules: verify the log)")
     return EXIT_VALID
@@ -463,4 +646,19 @@ def _say(out: TextIO, text: str) -> None:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["EXIT_FORK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_VALID", "build_parser", "main"]
+__all__ = [
+    "EXIT_FORK",
+    "EXIT_INVALID",
+    "EXIT_USAGE",
+    "EXIT_VALID",
+    "LOG_KEY_ENV",
+    "STOP_SIGNALS",
+    "Terminated",
+    "build_parser",
+    "counted",
+    "format_time_ms",
+    "main",
+    "plural",
+    "read_log_key",
+    "run_stoppable",
+]
