@@ -6,14 +6,17 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
+import anyio
 import anyio.from_thread
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.types import Message, Receive, Scope, Send
 from test_api_support import BASE, Api, now_maker, problem, running_api
 
 from api.app import build_app
+from api.limits import BodyLimitMiddleware
 from api.sequencer import Overloaded
 from api.server import prepare
 from api.settings import Settings
@@ -195,3 +198,37 @@ def test_arbitrary_paths_get_a_4xx_problem(api: Api, prefix: str, path: str) -> 
 def test_wrong_content_length_is_a_problem(api: Api) -> None:
     r = api.post("/api/v1/records", content=b"x\n", headers={"Content-Length": "abc"})
     problem(r, 400, "bad_request")
+
+
+def test_the_body_limit_counts_what_arrives_whatever_content_length_says() -> None:
+    """A body longer than its Content-Length (a parser that frames it otherwise) is
+    still cut off at the limit: the middleware counts bytes, it does not trust headers."""
+    read: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message.get("body", b""))
+            read.append(total)
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    chunks = [b"x" * 1024] * 64  # 64 KiB, announced as 10 bytes
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        body = chunks.pop() if chunks else b""
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware = BodyLimitMiddleware(app, max_bytes=4096)
+    scope = {"type": "http", "path": "/api/v1/records", "headers": [(b"content-length", b"10")]}
+    anyio.run(middleware, scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert max(read, default=0) <= 4096
