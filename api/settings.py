@@ -119,6 +119,37 @@ class Settings(BaseSettings):
         description="Comma-separated addresses or networks whose X-Forwarded-For is believed.",
     )
 
+    # Connections (api.connections).
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request's line and headers, from the "
+        "connection's opening or the first byte of its next request (then 408, closed).",
+    )
+    body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request body once its headers "
+        "are in (then 408, closed).",
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5, ge=1, le=3600, description="Seconds an idle connection is kept between requests."
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Open connections per server process; one more is answered 503 and closed.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line and headers (then 400).",
+    )
+
     # Keys and files.
     log_key_path: Path | None = Field(
         default=None, description="The log's private key; default <data_dir>/log.key."

@@ -80,6 +80,31 @@ OPTIONS: list[tuple[str, str, str, str]] = [
         "NETS",
         "Comma-separated proxies whose X-Forwarded-For is believed.",
     ),
+    (
+        "--header-timeout-s",
+        "header_timeout_s",
+        "SECONDS",
+        "Time a client has to send a request's headers, then 408 and closed. [10]",
+    ),
+    (
+        "--body-timeout-s",
+        "body_timeout_s",
+        "SECONDS",
+        "Time a client has to send a whole request body, then 408 and closed. [60]",
+    ),
+    (
+        "--keep-alive-timeout-s",
+        "keep_alive_timeout_s",
+        "SECONDS",
+        "Time an idle connection is kept between requests. [5]",
+    ),
+    (
+        "--max-connections",
+        "max_connections",
+        "N",
+        "Open connections per server process; more are answered 503. [1000]",
+    ),
+    ("--max-header-bytes", "max_header_bytes", "BYTES", "Largest request head. [16384]"),
     ("--log-key-path", "log_key_path", "FILE", "The log's private key. [DIR/log.key]"),
     (
         "--publish-dir",
