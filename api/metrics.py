@@ -3,8 +3,8 @@
 A few counters and histograms, written by hand rather than through a client
 library: the service exports only what an operator of a log watches.
 
-- ``ledger_http_requests_total{method,route,status}``: requests answered, by route
-  template (``/tile/{path:path}``, never the raw path, so the label set stays small);
+- ``ledger_http_requests_total{method,route,status}``: requests answered, by method,
+  route template (``/tile/{path:path}``, never the raw path) and status;
 - ``ledger_http_request_duration_seconds{route}``: a histogram of answer times;
 - ``ledger_records_sequenced_total``: records appended to the log by this process;
 - ``ledger_records_duplicate_total``: resubmissions answered with the existing entry;
@@ -13,6 +13,12 @@ library: the service exports only what an operator of a log watches.
 - ``ledger_batch_size``: a histogram of the records per sequenced batch;
 - ``ledger_log_size``: the size of the log (read from the storage when scraped);
 - ``ledger_queue_records``: records waiting in this process's sequencing queue.
+
+Every label value comes from a bounded set, whatever clients send: a method outside
+:data:`KNOWN_METHODS` is counted as ``other``, a request no route matched as route
+``<unmatched>``, a status outside 100-599 as ``other``; rejection codes are the
+service's own problem codes. So the number of series is bounded, however many
+distinct requests arrive.
 
 One :class:`Metrics` object belongs to one process: with several workers, each
 exports its own counters (Prometheus sums them); the log size is the same in all.
@@ -33,6 +39,23 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+#: Methods counted under their own name (RFC 9110 section 9.3, and PATCH); any other
+#: name a client sends is counted as ``other``.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+
+
+def method_label(method: str) -> str:
+    """The ``method`` label of a request: its method if standard, else ``other``."""
+    return method if method in KNOWN_METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    """The ``status`` label of an answer: its code, or ``other`` outside 100-599."""
+    return str(status) if 100 <= status <= 599 else "other"
 
 
 def _escape(value: str) -> str:
@@ -97,7 +120,7 @@ class Metrics:
         self.batches = Histogram(BATCH_BUCKETS)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
+        key = (method_label(method), route, status_label(status))
         with self._lock:
             self.requests[key] = self.requests.get(key, 0) + 1
             self.durations.observe((route,), seconds)
@@ -200,4 +223,13 @@ class MetricsMiddleware:
             )
 
 
-__all__ = ["CONTENT_TYPE", "Histogram", "Metrics", "MetricsMiddleware", "route_template"]
+__all__ = [
+    "CONTENT_TYPE",
+    "KNOWN_METHODS",
+    "Histogram",
+    "Metrics",
+    "MetricsMiddleware",
+    "method_label",
+    "route_template",
+    "status_label",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import pytest
 from conftest import ORIGIN, Maker, pg_base_url, pg_schema
 from test_api_support import Api, check_receipt, now_maker, problem, running_api
 
+from api.metrics import KNOWN_METHODS
 from ledger.core import merkle
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.note import parse_vkey
@@ -423,6 +425,20 @@ def test_healthz_and_metrics(log: Log) -> None:
         line for line in text.splitlines() if line.startswith("ledger_records_sequenced_total ")
     )
     assert int(sequenced.split()[1]) == SIZE
+
+
+def test_metrics_labels_stay_bounded_whatever_the_methods(log: Log) -> None:
+    """Each distinct method name once made a series of its own, for ever."""
+    for i in range(200):
+        r = log.api.request(f"X{i}", "/api/v1/log")
+        assert r.status_code == 405, r.text
+    text = log.api.get("/metrics").text
+    methods = set(re.findall(r'^ledger_http_requests_total\{method="([^"]*)"', text, re.M))
+    assert methods <= KNOWN_METHODS | {"other"}, methods
+    line = 'ledger_http_requests_total{method="other",route="/api/v1/log",status="405"} '
+    counts = [int(x.removeprefix(line)) for x in text.splitlines() if x.startswith(line)]
+    assert counts and counts[0] >= 200, counts
+    assert len(text.splitlines()) < 2000  # the series do not grow with the methods
 
 
 def test_openapi_describes_the_api_with_examples(log: Log) -> None:
