@@ -21,7 +21,9 @@ Around the routes, from the outside in:
    the log's public static layout, cacheable (tiles and bundles immutably) and meant
    to be mirrored in bulk; put a cache in front of them;
 4. the body limit (413 ``body_too_large``), counting the bytes that arrive;
-5. gzip for reads, when the client accepts it (entry bundles compress well).
+5. query parameters without control characters (422 ``invalid_request``,
+   ``api.query``);
+6. gzip for reads, when the client accepts it (entry bundles compress well).
 
 Every error is RFC 9457 problem+json (``api.problems``); bad input never gets a 500.
 """
@@ -43,6 +45,7 @@ from api.limits import BodyLimitMiddleware, RateLimitMiddleware, send_problem
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import STATUS_BY_CODE, ProblemError, install_handlers
 from api.publish import start_publisher
+from api.query import QueryTextMiddleware
 from api.routes import ROUTERS
 from api.routes.deps import AppContext
 from api.routes.records import BATCH_PATH
@@ -272,6 +275,7 @@ def build_app(
     app.openapi = openapi  # type: ignore[method-assign]
     # add_middleware puts each new layer outside the previous ones: innermost first.
     app.add_middleware(ReadGZipMiddleware)
+    app.add_middleware(QueryTextMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -376,6 +376,24 @@ def test_signatory_search(log: Log) -> None:
     problem(log.api.get("/api/v1/signatories", params={"q": ""}), 422, "invalid_request")
 
 
+def test_control_characters_in_any_query_parameter_answer_422(log: Log) -> None:
+    # SQLite's LIKE stops at a NUL: q=%00 matched every signatory.
+    for query in ("q=%00", "q=r%C3%A9p%00", "q=a%0Ab", "q=%7F", "q=%C2%85", "q=x&%00=1"):
+        r = log.api.get("/api/v1/signatories?" + query)
+        doc = problem(r, 422, "invalid_request")
+        assert {e["type"] for e in doc["errors"]} == {"control_character"}, doc
+        assert doc["errors"][0]["loc"][0] == "query"
+    for path in (
+        "/api/v1/statements?offset=0%09",
+        f"/api/v1/statements/{log.statement}/endorsements?country=F%00R",
+        "/api/v1/proofs/inclusion?index=0&leaf_hash=%1b",
+    ):
+        problem(log.api.get(path), 422, "invalid_request")
+    # Printable text, tabs excepted, is still searched as before.
+    doc = log.api.get("/api/v1/signatories", params={"q": "république"}).json()
+    assert [s["name"] for s in doc["items"]] == ["République française"]
+
+
 # --- HTTP behaviour -----------------------------------------------------------------------
 
 
