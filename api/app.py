@@ -45,7 +45,7 @@ from api.limits import BodyLimitMiddleware, RateLimitMiddleware, send_problem
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import STATUS_BY_CODE, ProblemError, install_handlers
 from api.publish import start_publisher
-from api.query import QueryTextMiddleware
+from api.query import NO_CONTROL_PATTERN, QueryTextMiddleware
 from api.routes import ROUTERS
 from api.routes.deps import AppContext
 from api.routes.records import BATCH_PATH
@@ -187,6 +187,14 @@ _RECORD_LINKS = {
 }
 
 
+def _forbid_control_characters(schema: dict[str, Any]) -> None:
+    """A query parameter's text has no control characters (``api.query``): say so."""
+    for alternative in schema.get("anyOf", ()):
+        _forbid_control_characters(alternative)
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_CONTROL_PATTERN
+
+
 def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     """Make the generated OpenAPI document say what the service really answers.
 
@@ -195,7 +203,8 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     (``api.problems``), including those of its middleware (413 on writes, 429 under
     ``/api/``, 503 when the database fails). Each operation's error answers become
     ``application/problem+json`` with the ``Problem`` schema, the answers the
-    middleware may give are added where they apply, and the record submission links
+    middleware may give are added where they apply, string query parameters say that
+    they hold no control characters (``api.query``), and the record submission links
     to the entry, receipt and proof it creates.
     """
     problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
@@ -203,6 +212,9 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
             ops[(method, path)] = op
+            for parameter in op.get("parameters", ()):
+                if parameter.get("in") == "query":
+                    _forbid_control_characters(parameter.get("schema", {}))
             responses = op.setdefault("responses", {})
             wanted = {"400", "422", "503"}
             if path.startswith("/api/"):

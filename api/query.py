@@ -21,6 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.limits import send_problem
 from api.problems import ProblemError
 
+#: The JSON Schema (ECMA-262) pattern of a query parameter's text, as the OpenAPI
+#: document states it for every string parameter (``api.app.document_problems``).
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
 
 def _has_control(text: str) -> bool:
     return any(unicodedata.category(c) == "Cc" for c in text)
@@ -67,4 +71,4 @@ class QueryTextMiddleware:
         await self.app(scope, receive, send)
 
 
-__all__ = ["QueryTextMiddleware", "control_errors"]
+__all__ = ["NO_CONTROL_PATTERN", "QueryTextMiddleware", "control_errors"]

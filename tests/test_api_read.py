@@ -18,6 +18,7 @@ from conftest import ORIGIN, Maker, pg_base_url, pg_schema
 from test_api_support import Api, check_receipt, now_maker, problem, running_api
 
 from api.metrics import KNOWN_METHODS
+from api.query import NO_CONTROL_PATTERN
 from ledger.core import merkle
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.note import parse_vkey
@@ -392,6 +393,10 @@ def test_control_characters_in_any_query_parameter_answer_422(log: Log) -> None:
     # Printable text, tabs excepted, is still searched as before.
     doc = log.api.get("/api/v1/signatories", params={"q": "république"}).json()
     assert [s["name"] for s in doc["items"]] == ["République française"]
+    # The schema says so, for every string in a query.
+    paths = log.api.get("/openapi.json").json()["paths"]
+    (q,) = [p for p in paths["/api/v1/signatories"]["get"]["parameters"] if p["name"] == "q"]
+    assert q["schema"]["pattern"] == NO_CONTROL_PATTERN
 
 
 # --- HTTP behaviour -----------------------------------------------------------------------
