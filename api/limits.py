@@ -299,7 +299,7 @@ class RateLimitMiddleware:
         burst: int,
         trusted_proxies: Iterable[str | IPNetwork] = (),
         prefixes: Iterable[str] = ("/",),
-        exempt_paths: Iterable[str] = ("/healthz", "/metrics"),
+        exempt_paths: Iterable[str] = ("/livez", "/readyz", "/healthz", "/metrics"),
         max_clients: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

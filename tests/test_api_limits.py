@@ -20,6 +20,7 @@ from api.limits import BodyLimitMiddleware
 from api.sequencer import Overloaded
 from api.server import prepare
 from api.settings import Settings
+from api.storage.base import StorageError
 from ledger.core.records import SignedRecord
 
 
@@ -232,3 +233,29 @@ def test_the_body_limit_counts_what_arrives_whatever_content_length_says() -> No
     assert sent[0]["status"] == 413
     assert (b"connection", b"close") in sent[0]["headers"]
     assert max(read, default=0) <= 4096
+
+
+class _DownStorage:
+    """Stands in for a database that does not answer."""
+
+    origin = "ledger.example.org/test"
+
+    def head(self) -> object:
+        raise StorageError("connection refused")
+
+
+def test_livez_answers_while_readyz_and_healthz_say_unavailable(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, origin="ledger.example.org/test")
+    app = build_app(_DownStorage(), settings, "vkey")  # type: ignore[arg-type]
+    with anyio.from_thread.start_blocking_portal() as portal:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+        try:
+            r = portal.call(client.get, "/livez")
+            assert r.status_code == 200 and r.json() == {"status": "ok"}
+            assert r.headers["cache-control"] == "no-store"
+            for path in ("/readyz", "/healthz"):
+                r = portal.call(client.get, path)
+                problem(r, 503, "unavailable")
+                assert r.headers["retry-after"] == "5"
+        finally:
+            portal.call(client.aclose)

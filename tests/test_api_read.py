@@ -437,6 +437,8 @@ def test_cors_is_open_for_reads_only(log: Log) -> None:
 def test_healthz_and_metrics(log: Log) -> None:
     doc = log.api.get("/healthz").json()
     assert doc == {"status": "ok", "size": SIZE}
+    assert log.api.get("/readyz").json() == doc
+    assert log.api.get("/livez").json() == {"status": "ok"}
     r = log.api.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
@@ -483,6 +485,8 @@ def test_openapi_describes_the_api_with_examples(log: Log) -> None:
         "/api/v1/statements/{statement_id}/endorsements",
         "/api/v1/signatories",
         "/api/v1/signatories/{key_hash}",
+        "/livez",
+        "/readyz",
         "/healthz",
         "/metrics",
     ]:
