@@ -334,12 +334,14 @@ def create_app(
     """
     owned = service is None
     svc = prepare(settings or Settings()) if service is None else service
-    metrics = metrics or Metrics()
+    metrics = metrics or Metrics.for_server(svc.settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx: AppContext = app.state.ledger
         ctx.sequencer = svc.start_sequencer(on_batch=metrics.on_batch)
+        metrics.queue_source = lambda: ctx.sequencer.queued if ctx.sequencer else None
+        metrics.start()  # several workers: their counts shared (api.metrics)
         # --publish-dir: the static tlog-tiles layout, following the head (api.publish).
         publisher = start_publisher(svc.storage, svc.settings.publish_dir)
         if owned:  # a serving process (uvicorn's factory), not a test's
@@ -347,6 +349,7 @@ def create_app(
         try:
             yield
         finally:
+            await run_in_threadpool(metrics.stop)
             if publisher is not None:
                 await run_in_threadpool(publisher.stop)
             ctx.sequencer = None

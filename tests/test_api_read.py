@@ -442,10 +442,11 @@ def test_healthz_and_metrics(log: Log) -> None:
     r = log.api.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    assert f"ledger_log_size {SIZE}\n" in text
+    assert f"ledger_log_entries {SIZE}\n" in text
+    assert 'ledger_build_info{version="' in text
     assert 'route="/tile/{path:path}",status="200"' in text
     assert 'route="/api/v1/records/batch",status="200"' in text
-    assert "ledger_batch_size_count" in text
+    assert "ledger_batch_records_count" in text
     sequenced = next(
         line for line in text.splitlines() if line.startswith("ledger_records_sequenced_total ")
     )
