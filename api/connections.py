@@ -14,8 +14,10 @@ held for ever (slowloris), and every such connection costs a socket and memory.
   ``408 request_timeout`` (problem+json, ``Connection: close``);
 - a **body deadline** (``body_timeout_s``): once the headers are in, the whole
   body must arrive within that many seconds, or ``408 request_timeout`` and the
-  connection is closed. Time during which the server itself stopped reading (the
-  application has not yet taken what arrived: flow control) does not count;
+  connection is closed. A deadline that falls while the server itself is not
+  reading (the application has not yet taken what arrived: flow control) or has
+  not yet sent the ``100 Continue`` the client waits for is not enforced then, but
+  checked again every second until the server reads;
 - a **cap on open connections** (``max_connections``, per server process): a
   connection over the cap is answered ``503 overloaded`` with ``Retry-After``
   and closed as soon as it opens, before anything is read from it.
@@ -198,8 +200,10 @@ class LimitedH11Protocol(H11Protocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if phase == "body" and self.flow.read_paused:
-            # The server stopped reading, not the client: not the client's delay.
+        waiting = self.cycle is not None and self.cycle.waiting_for_100_continue
+        if phase == "body" and (self.flow.read_paused or waiting):
+            # The server stopped reading (or has not yet sent the 100 Continue the client
+            # waits for before its body): not the client's delay.
             self._deadline = self.loop.call_later(_PAUSED_RECHECK_S, self._expired, phase)
             return
         self._phase = None
