@@ -14,7 +14,11 @@ library: the service exports only what an operator of a log watches.
 - ``ledger_batch_records``: a histogram of the records per sequenced batch;
 - ``ledger_log_entries``: the entries in the log, its tree size (read from the
   storage when scraped);
-- ``ledger_queue_records``: records waiting in the sequencing queues.
+- ``ledger_queue_records``: records waiting in the sequencing queues;
+- ``process_cpu_seconds_total``, ``process_resident_memory_bytes``,
+  ``process_open_fds``, ``process_start_time_seconds``: the standard process
+  metrics, for the server's processes together (CPU time summed over every worker
+  that ran, memory and descriptors over the live ones, the oldest start).
 
 Every label value comes from a bounded set, whatever clients send: a method outside
 :data:`KNOWN_METHODS` is counted as ``other``, a request no route matched as route
@@ -158,7 +162,9 @@ class _Counts:
         self.duplicates = 0
         self.rejected: dict[str, int] = {}
         self.batches = Histogram(BATCH_BUCKETS)
-        self.queued = 0
+        # Of the processes: CPU of all (a counter), the rest of the live ones only.
+        self.cpu_seconds = 0.0
+        self.live: list[dict[str, Any]] = []
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -180,6 +186,34 @@ class _Counts:
         for code, n in doc.get("rejected", {}).items():
             self.rejected[str(code)] = self.rejected.get(str(code), 0) + int(n)
         self.batches.add(doc.get("batches", ()))
+
+
+def process_stats() -> dict[str, float]:
+    """This process's CPU time, and on Linux its resident memory, open descriptors and
+    start time (the ``process_*`` metrics every Prometheus client library exports)."""
+    t = os.times()
+    stats = {"cpu_seconds": t.user + t.system}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        stats["resident_bytes"] = float(pages * os.sysconf("SC_PAGE_SIZE"))
+        stats["open_fds"] = float(len(os.listdir("/proc/self/fd")))
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        stats["start_time_seconds"] = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return stats
+
+
+#: (key of process_stats, metric, help): summed over the live processes, except the
+#: start time (the oldest).
+_PROCESS_GAUGES = (
+    ("resident_bytes", "process_resident_memory_bytes", "Resident memory of the processes."),
+    ("open_fds", "process_open_fds", "Open file descriptors of the processes."),
+    ("start_time_seconds", "process_start_time_seconds", "Start of the oldest process (Unix)."),
+)
 
 
 def _alive(pid: int) -> bool:
@@ -273,6 +307,7 @@ class Metrics:
             self._changes = 0
         doc["pid"] = os.getpid()
         doc["queued"] = self._queued()
+        doc["process"] = process_stats()
         data = json.dumps(doc, separators=(",", ":")).encode()
         write_atomic(self.directory / f"{os.getpid()}.json", data, mode=0o600)
 
@@ -301,34 +336,41 @@ class Metrics:
         with contextlib.suppress(OSError):
             self.flush()
 
-    def _server_counts(self) -> tuple[_Counts, int | None]:
-        """The counts of every worker (their files), and the queue of the live ones."""
+    def _server_counts(self) -> _Counts:
+        """The counts of every worker (their files), with the processes' figures."""
+        counts = _Counts()
         if self.directory is None:
             with self._lock:
-                counts = _Counts()
                 counts.add(self._own.dump())
-            return counts, self._queued()
-        self.flush()
-        counts, queued = _Counts(), None
-        for path in sorted(self.directory.glob("*.json")):
-            try:
-                doc = json.loads(path.read_bytes())
-            except (OSError, ValueError):  # pragma: no cover - written atomically
-                continue
-            counts.add(doc)
-            pid, q = doc.get("pid"), doc.get("queued")
-            if isinstance(q, int) and isinstance(pid, int) and _alive(pid):
-                queued = (queued or 0) + q
-        return counts, queued
+            docs: list[dict[str, Any]] = [
+                {"pid": os.getpid(), "queued": self._queued(), "process": process_stats()}
+            ]
+        else:
+            self.flush()
+            docs = []
+            for path in sorted(self.directory.glob("*.json")):
+                try:
+                    docs.append(json.loads(path.read_bytes()))
+                except (OSError, ValueError):  # pragma: no cover - written atomically
+                    continue
+                counts.add(docs[-1])
+        for doc in docs:
+            process = doc.get("process") or {}
+            counts.cpu_seconds += float(process.get("cpu_seconds", 0.0))
+            pid = doc.get("pid")
+            if isinstance(pid, int) and (pid == os.getpid() or _alive(pid)):
+                counts.live.append(doc)
+        return counts
 
     # --- exposition ----------------------------------------------------------------
 
     def render(self, *, log_size: int | None = None, queued: int | None = None) -> str:
         """The exposition text; ``log_size`` (and ``queued``, unless the queue source
         gives it) are read at scrape time."""
-        counts, server_queued = self._server_counts()
-        if server_queued is not None:
-            queued = server_queued
+        counts = self._server_counts()
+        queues = [d["queued"] for d in counts.live if isinstance(d.get("queued"), int)]
+        if queues:
+            queued = sum(queues)
         out: list[str] = []
 
         def family(name: str, kind: str, help_: str) -> None:
@@ -357,6 +399,14 @@ class Metrics:
             out.append(f"ledger_records_rejected_total{_labels(('code',), (code,))} {n}")
         family("ledger_batch_records", "histogram", "Records per sequenced batch.")
         out.extend(counts.batches.render("ledger_batch_records", ()))
+        family("process_cpu_seconds_total", "counter", "CPU time of the server's processes.")
+        out.append(f"process_cpu_seconds_total {_num(round(counts.cpu_seconds, 3))}")
+        for key, name, help_ in _PROCESS_GAUGES:
+            values = [float(d["process"][key]) for d in counts.live if key in d.get("process", {})]
+            if values:
+                family(name, "gauge", help_)
+                value = min(values) if key == "start_time_seconds" else sum(values)
+                out.append(f"{name} {_num(round(value, 3))}")
         if log_size is not None:
             family("ledger_log_entries", "gauge", "Entries in the log (its tree size).")
             out.append(f"ledger_log_entries {log_size}")
@@ -406,11 +456,13 @@ class MetricsMiddleware:
 
 __all__ = [
     "CONTENT_TYPE",
+    "FLUSH_INTERVAL_S",
     "KNOWN_METHODS",
     "Histogram",
     "Metrics",
     "MetricsMiddleware",
     "method_label",
+    "process_stats",
     "route_template",
     "status_label",
 ]

@@ -61,9 +61,9 @@ def test_scrapes_never_go_backwards_with_two_workers(tmp_path: Path) -> None:
             values = scrape(server)
             asked += 1
             for name, value in previous.items():
-                if name.startswith(("ledger_http_requests_total", "ledger_records_")) or (
-                    "_bucket" in name or name.endswith(("_count", "_sum"))
-                ):
+                if name.startswith(
+                    ("ledger_http_requests_total", "ledger_records_", "process_cpu_seconds_total")
+                ) or ("_bucket" in name or name.endswith(("_count", "_sum"))):
                     assert values.get(name, 0.0) >= value, (name, value, values.get(name))
             previous = values
             assert request(server, "GET", "/livez").status == 200
@@ -76,13 +76,21 @@ def test_scrapes_never_go_backwards_with_two_workers(tmp_path: Path) -> None:
         assert counted >= asked, (counted, asked)
         info = f'ledger_build_info{{version="{__version__}",python="{platform.python_version()}"}}'
         assert values[info] == 1
+        # The process metrics are the server's: both workers' memory, at least 2 x 20 MB.
+        assert values["process_resident_memory_bytes"] > 40e6
+        assert values["process_open_fds"] > 0 and values["process_cpu_seconds_total"] > 0
 
 
 def test_a_worker_that_exited_still_counts_but_its_queue_does_not(tmp_path: Path) -> None:
     other = Metrics()
     for _ in range(5):
         other.observe_request("GET", "/api/v1/log", 200, 0.002)
-    doc = {**other._own.dump(), "pid": 2**22 + 12345, "queued": 7}  # no such process
+    doc = {  # a worker that exited (no process has this pid)
+        **other._own.dump(),
+        "pid": 2**22 + 12345,
+        "queued": 7,
+        "process": {"cpu_seconds": 1000.0, "resident_bytes": 1e12},
+    }
     (tmp_path / "4206649.json").write_text(json.dumps(doc))
     mine = Metrics(tmp_path)
     mine.queue_source = lambda: 3
@@ -92,3 +100,7 @@ def test_a_worker_that_exited_still_counts_but_its_queue_does_not(tmp_path: Path
     assert 'ledger_http_request_duration_seconds_count{route="/api/v1/log"} 6' in text
     assert "ledger_queue_records 3\n" in text  # the live worker's queue only
     assert (tmp_path / f"{os.getpid()}.json").exists()  # written before it was read
+    cpu = float(text.split("\nprocess_cpu_seconds_total ")[1].split()[0])
+    assert cpu > 1000  # its CPU time stays counted ...
+    rss = float(text.split("\nprocess_resident_memory_bytes ")[1].split()[0])
+    assert rss < 1e12  # ... its memory does not
