@@ -346,7 +346,10 @@ class Metrics:
                 {"pid": os.getpid(), "queued": self._queued(), "process": process_stats()}
             ]
         else:
-            self.flush()
+            # A failed write (disk full) leaves the file as the last scrape read it: the
+            # sums may lag, never go back.
+            with contextlib.suppress(OSError):
+                self.flush()
             docs = []
             for path in sorted(self.directory.glob("*.json")):
                 try:
