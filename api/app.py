@@ -292,6 +292,7 @@ def build_app(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         path_limits={BATCH_PATH: settings.max_batch_body_bytes},
+        max_buffered_bytes=settings.max_buffered_body_bytes,
     )
     if settings.rate_limit_rps > 0:
         app.add_middleware(

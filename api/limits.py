@@ -13,7 +13,11 @@ since the rest of the body is never read. A body sent with ``Content-Encoding:
 gzip`` is decoded here, as it arrives, and the limit applies to the decoded bytes
 as well (decoding stops at the limit, so a gzip bomb costs nothing); any other
 encoding answers 415, invalid gzip 400. Paths may have their own limit (the
-batch endpoint takes more than a single record).
+batch endpoint takes more than a single record). The bodies of all requests
+together are bounded too (``max_buffered_bytes``, counted as the bytes reach the
+application, released when it has answered): a request that would take the total
+over it is answered 503 ``overloaded`` with ``Retry-After``, so memory stays
+bounded however many clients upload at once.
 
 **Rate.** :class:`RateLimitMiddleware` gives each client a token bucket
 (``rate`` requests per second, bursts of ``burst``) and answers 429
@@ -89,13 +93,26 @@ class BodyLimitMiddleware:
         *,
         max_bytes: int,
         path_limits: Mapping[str, int] | None = None,
+        max_buffered_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
+        self.max_buffered_bytes = max_buffered_bytes
+        #: Bytes of request bodies the application holds now, all requests together
+        #: (only the event loop's thread changes it: no lock).
+        self.buffered = 0
 
     def limit_for(self, path: str) -> int:
         return self.path_limits.get(path, self.max_bytes)
+
+    def _overloaded(self) -> ProblemError:
+        return ProblemError(
+            "overloaded",
+            "The server holds as many request bodies as it allows right now; retry shortly.",
+            status=503,
+            headers={"Retry-After": "1"},
+        )
 
     def _problem(self, limit: int) -> ProblemError:
         return ProblemError(
@@ -189,8 +206,10 @@ class BodyLimitMiddleware:
                 raise refuse(_bad_gzip())
             return out
 
+        held = 0  # bytes handed to the application, counted in the process's budget
+
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, held
             if refusal is not None:
                 raise _BodyRefusedError
             message = await receive()
@@ -201,6 +220,11 @@ class BodyLimitMiddleware:
                     raise refuse(self._problem(limit))
                 if decoder is not None:
                     message = {**message, "body": decode(body, message.get("more_body", False))}
+                size = len(message.get("body", b""))
+                held += size
+                self.buffered += size
+                if self.max_buffered_bytes is not None and self.buffered > self.max_buffered_bytes:
+                    raise refuse(self._overloaded())
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -221,6 +245,8 @@ class BodyLimitMiddleware:
         except Exception:
             if refusal is None or started:
                 raise
+        finally:
+            self.buffered -= held  # the application is done with the body
         if refusal is not None and not started:
             await send_problem(send, refusal, close=True)
 

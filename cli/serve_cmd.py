@@ -68,6 +68,12 @@ OPTIONS: list[tuple[str, str, str, str]] = [
     ("--max-batch-body-bytes", "max_batch_body_bytes", "BYTES", "Largest batch request."),
     ("--max-batch-records", "max_batch_records", "N", "Records per batch request. [1000]"),
     (
+        "--max-buffered-body-bytes",
+        "max_buffered_body_bytes",
+        "BYTES",
+        "Request bodies held at once per process, all requests together; beyond, 503. [67108864]",
+    ),
+    (
         "--rate-limit-rps",
         "rate_limit_rps",
         "RPS",

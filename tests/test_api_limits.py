@@ -259,3 +259,75 @@ def test_livez_answers_while_readyz_and_healthz_say_unavailable(tmp_path: Path) 
                 assert r.headers["retry-after"] == "5"
         finally:
             portal.call(client.aclose)
+
+
+def test_the_body_budget_is_released_when_each_request_is_answered() -> None:
+    """Bodies held together count against one budget; each request gives its share back
+    when answered (or when the application fails), so the budget never leaks."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        if scope["path"] == "/fail":
+            raise RuntimeError("the application failed")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = BodyLimitMiddleware(app, max_bytes=4096, max_buffered_bytes=4096)
+
+    def call(path: str, size: int) -> list[Message]:
+        sent: list[Message] = []
+        chunks = [b"x" * (size // 2), b"x" * (size - size // 2)]
+
+        async def receive() -> Message:
+            body = chunks.pop(0)
+            return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "path": path, "headers": []}
+        anyio.run(middleware, scope, receive, send)
+        return sent
+
+    for _ in range(10):
+        assert call("/api/v1/records", 3000)[0]["status"] == 200
+        with pytest.raises(RuntimeError):
+            call("/fail", 3000)
+        assert middleware.buffered == 0
+
+    async def two_at_once() -> list[int]:
+        statuses: list[int] = []
+        gate = anyio.Event()
+
+        async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+            while (await receive()).get("more_body"):
+                pass
+            if scope["path"] == "/first":
+                gate.set()
+                await anyio.sleep(0.2)  # holds its body while the second arrives
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        mw = BodyLimitMiddleware(slow_app, max_bytes=4096, max_buffered_bytes=4096)
+
+        async def one(path: str) -> None:
+            sent: list[Message] = []
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b"x" * 3000, "more_body": False}
+
+            async def send(message: Message) -> None:
+                sent.append(message)
+
+            await mw({"type": "http", "path": path, "headers": []}, receive, send)
+            statuses.append(int(sent[0]["status"]))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, "/first")
+            await gate.wait()
+            tg.start_soon(one, "/second")
+        assert mw.buffered == 0
+        return statuses
+
+    assert sorted(anyio.run(two_at_once)) == [200, 503]

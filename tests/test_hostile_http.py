@@ -319,6 +319,37 @@ def _large_bodies_in_any_framing(server: Server) -> None:
     assert request(server, "GET", "/api/v1/log").status == 200
 
 
+def test_uploads_at_once_share_one_bounded_budget(tmp_path: Path) -> None:
+    """20 clients at once, each a chunked body over a 4 MiB batch limit: without a
+    budget for all bodies together the server would hold 20 x 4 MiB; with it (4 MiB)
+    the others are answered 503 and peak RSS grows by less than 10 MiB."""
+    budget = str(4 * MB)
+    with serve(tmp_path, max_batch_body_bytes=budget, max_buffered_body_bytes=budget) as s:
+        request(s, "POST", "/api/v1/records/batch", {"Transfer-Encoding": "chunked"}, chunked(MB))
+        base = s.peak_rss()
+        answers: list[Answer] = []
+
+        def client() -> None:
+            headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+            answers.append(request(s, "POST", "/api/v1/records/batch", headers, chunked(24 * MB)))
+
+        threads = [threading.Thread(target=client) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        growth = s.peak_rss() - base
+        assert len(answers) == 20
+        assert growth < 10 * MB, f"peak memory grew by {growth / MB:.1f} MiB"
+        for a in answers:
+            assert a.status in (413, 503), (a.status, a.body[:200])
+            if a.status == 503:
+                problem(a, 503, "overloaded")
+                assert a.headers["retry-after"] == "1"
+            assert a.headers["connection"] == "close"
+        assert request(s, "GET", "/api/v1/log").status == 200
+
+
 def test_gzip_bombs_get_413_with_bounded_memory(server: Server) -> None:
     base = server.peak_rss()
     small_bomb = gzip.compress(b"\n" * (64 * MB), compresslevel=9)  # ~64 KiB
