@@ -12,6 +12,7 @@ operation that changes the service other than submitting signed records.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -173,8 +174,12 @@ def request(
         at_answer = sent[0]
     finally:
         done.set()
-        sock.close()
+        # shutdown wakes a writer blocked in sendall; closing only after it has stopped
+        # keeps it from writing to a reused descriptor (another client's connection).
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
         writer.join(timeout=60)
+        sock.close()
     return Answer(status, headers_in, data, at_answer)
 
 
