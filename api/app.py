@@ -21,7 +21,9 @@ Around the routes, from the outside in:
    the log's public static layout, cacheable (tiles and bundles immutably) and meant
    to be mirrored in bulk; put a cache in front of them;
 4. the body limit (413 ``body_too_large``), counting the bytes that arrive;
-5. gzip for reads, when the client accepts it (entry bundles compress well).
+5. query parameters without control characters (422 ``invalid_request``,
+   ``api.query``);
+6. gzip for reads, when the client accepts it (entry bundles compress well).
 
 Every error is RFC 9457 problem+json (``api.problems``); bad input never gets a 500.
 """
@@ -43,6 +45,7 @@ from api.limits import BodyLimitMiddleware, RateLimitMiddleware, send_problem
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import STATUS_BY_CODE, ProblemError, install_handlers
 from api.publish import start_publisher
+from api.query import NO_CONTROL_PATTERN, QueryTextMiddleware
 from api.routes import ROUTERS
 from api.routes.deps import AppContext
 from api.routes.records import BATCH_PATH
@@ -184,6 +187,14 @@ _RECORD_LINKS = {
 }
 
 
+def _forbid_control_characters(schema: dict[str, Any]) -> None:
+    """A query parameter's text has no control characters (``api.query``): say so."""
+    for alternative in schema.get("anyOf", ()):
+        _forbid_control_characters(alternative)
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_CONTROL_PATTERN
+
+
 def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     """Make the generated OpenAPI document say what the service really answers.
 
@@ -192,7 +203,8 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     (``api.problems``), including those of its middleware (413 on writes, 429 under
     ``/api/``, 503 when the database fails). Each operation's error answers become
     ``application/problem+json`` with the ``Problem`` schema, the answers the
-    middleware may give are added where they apply, and the record submission links
+    middleware may give are added where they apply, string query parameters say that
+    they hold no control characters (``api.query``), and the record submission links
     to the entry, receipt and proof it creates.
     """
     problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
@@ -200,6 +212,9 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
             ops[(method, path)] = op
+            for parameter in op.get("parameters", ()):
+                if parameter.get("in") == "query":
+                    _forbid_control_characters(parameter.get("schema", {}))
             responses = op.setdefault("responses", {})
             wanted = {"400", "422", "503"}
             if path.startswith("/api/"):
@@ -272,10 +287,12 @@ def build_app(
     app.openapi = openapi  # type: ignore[method-assign]
     # add_middleware puts each new layer outside the previous ones: innermost first.
     app.add_middleware(ReadGZipMiddleware)
+    app.add_middleware(QueryTextMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         path_limits={BATCH_PATH: settings.max_batch_body_bytes},
+        max_buffered_bytes=settings.max_buffered_body_bytes,
     )
     if settings.rate_limit_rps > 0:
         app.add_middleware(
@@ -318,12 +335,14 @@ def create_app(
     """
     owned = service is None
     svc = prepare(settings or Settings()) if service is None else service
-    metrics = metrics or Metrics()
+    metrics = metrics or Metrics.for_server(svc.settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx: AppContext = app.state.ledger
         ctx.sequencer = svc.start_sequencer(on_batch=metrics.on_batch)
+        metrics.queue_source = lambda: ctx.sequencer.queued if ctx.sequencer else None
+        metrics.start()  # several workers: their counts shared (api.metrics)
         # --publish-dir: the static tlog-tiles layout, following the head (api.publish).
         publisher = start_publisher(svc.storage, svc.settings.publish_dir)
         if owned:  # a serving process (uvicorn's factory), not a test's
@@ -331,6 +350,7 @@ def create_app(
         try:
             yield
         finally:
+            await run_in_threadpool(metrics.stop)
             if publisher is not None:
                 await run_in_threadpool(publisher.stop)
             ctx.sequencer = None

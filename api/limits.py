@@ -3,13 +3,21 @@
 **Body size.** :class:`BodyLimitMiddleware` answers 413 ``body_too_large``
 (problem+json) when a request body is larger than its limit. It checks the
 ``Content-Length`` header before the application runs *and* counts the bytes
-actually received, so a chunked body (no ``Content-Length``) or a body longer
-than its announced length is cut off at the limit: the application never holds
-more than ``limit`` bytes of one request. A body sent with ``Content-Encoding:
+actually received, whatever the framing, so a chunked body (no
+``Content-Length``) or a body longer than its announced length is cut off at the
+limit: the application never holds more than ``limit`` bytes of one request. A
+request with both ``Content-Length`` and ``Transfer-Encoding`` is refused (400
+``bad_request``) before its body is read: RFC 9112 section 6.3 treats it as a
+smuggling attempt. Every refusal closes the connection (``Connection: close``),
+since the rest of the body is never read. A body sent with ``Content-Encoding:
 gzip`` is decoded here, as it arrives, and the limit applies to the decoded bytes
 as well (decoding stops at the limit, so a gzip bomb costs nothing); any other
 encoding answers 415, invalid gzip 400. Paths may have their own limit (the
-batch endpoint takes more than a single record).
+batch endpoint takes more than a single record). The bodies of all requests
+together are bounded too (``max_buffered_bytes``, counted as the bytes reach the
+application, released when it has answered): a request that would take the total
+over it is answered 503 ``overloaded`` with ``Retry-After``, so memory stays
+bounded however many clients upload at once.
 
 **Rate.** :class:`RateLimitMiddleware` gives each client a token bucket
 (``rate`` requests per second, bursts of ``burst``) and answers 429
@@ -41,15 +49,18 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-async def send_problem(send: Send, problem: ProblemError) -> None:
-    """Answer a problem from middleware, outside FastAPI's exception handling."""
+async def send_problem(send: Send, problem: ProblemError, *, close: bool = False) -> None:
+    """Answer a problem from middleware, outside FastAPI's exception handling.
+
+    ``close`` adds ``Connection: close``: the request's body was not read to its end,
+    so the connection cannot carry another request.
+    """
     body = problem_bytes(problem)
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
-    if problem.status == 413:
-        # The rest of the body is not read: the connection cannot be reused.
+    if close or problem.status == 413:
         headers.append((b"connection", b"close"))
     headers.extend(
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in problem.headers.items()
@@ -82,13 +93,26 @@ class BodyLimitMiddleware:
         *,
         max_bytes: int,
         path_limits: Mapping[str, int] | None = None,
+        max_buffered_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
+        self.max_buffered_bytes = max_buffered_bytes
+        #: Bytes of request bodies the application holds now, all requests together
+        #: (only the event loop's thread changes it: no lock).
+        self.buffered = 0
 
     def limit_for(self, path: str) -> int:
         return self.path_limits.get(path, self.max_bytes)
+
+    def _overloaded(self) -> ProblemError:
+        return ProblemError(
+            "overloaded",
+            "The server holds as many request bodies as it allows right now; retry shortly.",
+            status=503,
+            headers={"Retry-After": "1"},
+        )
 
     def _problem(self, limit: int) -> ProblemError:
         return ProblemError(
@@ -104,6 +128,20 @@ class BodyLimitMiddleware:
             return
         limit = self.limit_for(scope.get("path", ""))
         declared = _header(scope, b"content-length")
+        if declared is not None and _header(scope, b"transfer-encoding") is not None:
+            # RFC 9112 section 6.3: a request with both is suspect (the HTTP parser
+            # frames it by Transfer-Encoding, a proxy in front may have framed it by
+            # Content-Length: request smuggling). Refused before a byte of body is read.
+            await send_problem(
+                send,
+                ProblemError(
+                    "bad_request",
+                    "The request has both Content-Length and Transfer-Encoding; send one.",
+                    status=400,
+                ),
+                close=True,
+            )
+            return
         if declared is not None:
             if not declared.isdigit():
                 await send_problem(
@@ -111,18 +149,15 @@ class BodyLimitMiddleware:
                     ProblemError(
                         "bad_request", "The Content-Length header is not a number.", status=400
                     ),
+                    close=True,
                 )
                 return
             if int(declared) > limit:
                 await send_problem(send, self._problem(limit))
                 return
         encoding = (_header(scope, b"content-encoding") or b"identity").strip().lower()
-        if declared is not None and encoding in (b"identity", b""):
-            # The server's HTTP parser delivers exactly Content-Length bytes (h11 and
-            # httptools refuse a body longer than declared), and that is within the
-            # limit: nothing to count. (Chunked bodies and gzip are counted below.)
-            await self.app(scope, receive, send)
-            return
+        # Every body is counted below as it arrives, whatever its framing: the limit
+        # never depends on the HTTP parser delivering only what a header announced.
         decoder = None
         if encoding in _GZIP:
             # The limit counts decoded bytes too, and decoding stops at the limit: a small
@@ -143,6 +178,7 @@ class BodyLimitMiddleware:
                     status=415,
                     found=encoding.decode("latin-1")[:100],
                 ),
+                close=True,
             )
             return
 
@@ -170,8 +206,10 @@ class BodyLimitMiddleware:
                 raise refuse(_bad_gzip())
             return out
 
+        held = 0  # bytes handed to the application, counted in the process's budget
+
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, held
             if refusal is not None:
                 raise _BodyRefusedError
             message = await receive()
@@ -182,6 +220,11 @@ class BodyLimitMiddleware:
                     raise refuse(self._problem(limit))
                 if decoder is not None:
                     message = {**message, "body": decode(body, message.get("more_body", False))}
+                size = len(message.get("body", b""))
+                held += size
+                self.buffered += size
+                if self.max_buffered_bytes is not None and self.buffered > self.max_buffered_bytes:
+                    raise refuse(self._overloaded())
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -202,8 +245,10 @@ class BodyLimitMiddleware:
         except Exception:
             if refusal is None or started:
                 raise
+        finally:
+            self.buffered -= held  # the application is done with the body
         if refusal is not None and not started:
-            await send_problem(send, refusal)
+            await send_problem(send, refusal, close=True)
 
 
 def _bad_gzip() -> ProblemError:
@@ -280,7 +325,7 @@ class RateLimitMiddleware:
         burst: int,
         trusted_proxies: Iterable[str | IPNetwork] = (),
         prefixes: Iterable[str] = ("/",),
-        exempt_paths: Iterable[str] = ("/healthz", "/metrics"),
+        exempt_paths: Iterable[str] = ("/livez", "/readyz", "/healthz", "/metrics"),
         max_clients: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -64,6 +64,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "not_acceptable": 406,
+    "request_timeout": 408,
     "unsupported_media_type": 415,
     "body_too_large": 413,
     "entry_too_large": 413,

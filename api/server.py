@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from api.appender import ProcessAppender
+from api.connections import uvicorn_options
 from api.logkey import load_log_key
 from api.published import PublishedCheckpoint
 from api.sequencer import BatchReport, Sequencer
@@ -269,6 +270,7 @@ def run(settings: Settings) -> None:
         workers=settings.workers,
         log_level=settings.log_level,
         proxy_headers=False,  # X-Forwarded-For counts only from trusted_proxies (api.limits)
+        **uvicorn_options(settings),  # read deadlines, connection cap (api.connections)
     )
 
 

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     )
     max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=1000, ge=1)
+    max_buffered_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Request bodies one server process holds at once, all requests "
+        "together; a request that would exceed it is answered 503 overloaded.",
+    )
     rate_limit_rps: float = Field(
         default=50.0, ge=0, description="Requests per second per client; 0 turns it off."
     )
@@ -117,6 +123,37 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
         default=(),
         description="Comma-separated addresses or networks whose X-Forwarded-For is believed.",
+    )
+
+    # Connections (api.connections).
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request's line and headers, from the "
+        "connection's opening or the first byte of its next request (then 408, closed).",
+    )
+    body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request body once its headers "
+        "are in (then 408, closed).",
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5, ge=1, le=3600, description="Seconds an idle connection is kept between requests."
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Open connections per server process; one more is answered 503 and closed.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line and headers (then 400).",
     )
 
     # Keys and files.
@@ -219,6 +256,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"max_batch_records ({self.max_batch_records}) must not exceed queue_size "
                 f"({self.queue_size}): an import must fit in the queue"
+            )
+        if self.max_buffered_body_bytes < max(self.max_batch_body_bytes, self.max_body_bytes):
+            raise ValueError(
+                f"max_buffered_body_bytes ({self.max_buffered_body_bytes}) must be at least "
+                f"max_batch_body_bytes ({self.max_batch_body_bytes}) and max_body_bytes "
+                f"({self.max_body_bytes}): the largest request must fit"
             )
         if self.log_key_passphrase is not None and not self.log_key_passphrase.get_secret_value():
             raise ValueError("log_key_passphrase is empty: unset it or give a passphrase")

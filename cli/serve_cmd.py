@@ -68,6 +68,12 @@ OPTIONS: list[tuple[str, str, str, str]] = [
     ("--max-batch-body-bytes", "max_batch_body_bytes", "BYTES", "Largest batch request."),
     ("--max-batch-records", "max_batch_records", "N", "Records per batch request. [1000]"),
     (
+        "--max-buffered-body-bytes",
+        "max_buffered_body_bytes",
+        "BYTES",
+        "Request bodies held at once per process, all requests together; beyond, 503. [67108864]",
+    ),
+    (
         "--rate-limit-rps",
         "rate_limit_rps",
         "RPS",
@@ -80,6 +86,31 @@ OPTIONS: list[tuple[str, str, str, str]] = [
         "NETS",
         "Comma-separated proxies whose X-Forwarded-For is believed.",
     ),
+    (
+        "--header-timeout-s",
+        "header_timeout_s",
+        "SECONDS",
+        "Time a client has to send a request's headers, then 408 and closed. [10]",
+    ),
+    (
+        "--body-timeout-s",
+        "body_timeout_s",
+        "SECONDS",
+        "Time a client has to send a whole request body, then 408 and closed. [60]",
+    ),
+    (
+        "--keep-alive-timeout-s",
+        "keep_alive_timeout_s",
+        "SECONDS",
+        "Time an idle connection is kept between requests. [5]",
+    ),
+    (
+        "--max-connections",
+        "max_connections",
+        "N",
+        "Open connections per server process; more are answered 503. [1000]",
+    ),
+    ("--max-header-bytes", "max_header_bytes", "BYTES", "Largest request head. [16384]"),
     ("--log-key-path", "log_key_path", "FILE", "The log's private key. [DIR/log.key]"),
     (
         "--publish-dir",

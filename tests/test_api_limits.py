@@ -6,17 +6,21 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
+import anyio
 import anyio.from_thread
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.types import Message, Receive, Scope, Send
 from test_api_support import BASE, Api, now_maker, problem, running_api
 
 from api.app import build_app
+from api.limits import BodyLimitMiddleware
 from api.sequencer import Overloaded
 from api.server import prepare
 from api.settings import Settings
+from api.storage.base import StorageError
 from ledger.core.records import SignedRecord
 
 
@@ -195,3 +199,135 @@ def test_arbitrary_paths_get_a_4xx_problem(api: Api, prefix: str, path: str) -> 
 def test_wrong_content_length_is_a_problem(api: Api) -> None:
     r = api.post("/api/v1/records", content=b"x\n", headers={"Content-Length": "abc"})
     problem(r, 400, "bad_request")
+
+
+def test_the_body_limit_counts_what_arrives_whatever_content_length_says() -> None:
+    """A body longer than its Content-Length (a parser that frames it otherwise) is
+    still cut off at the limit: the middleware counts bytes, it does not trust headers."""
+    read: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message.get("body", b""))
+            read.append(total)
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    chunks = [b"x" * 1024] * 64  # 64 KiB, announced as 10 bytes
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        body = chunks.pop() if chunks else b""
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware = BodyLimitMiddleware(app, max_bytes=4096)
+    scope = {"type": "http", "path": "/api/v1/records", "headers": [(b"content-length", b"10")]}
+    anyio.run(middleware, scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert max(read, default=0) <= 4096
+
+
+class _DownStorage:
+    """Stands in for a database that does not answer."""
+
+    origin = "ledger.example.org/test"
+
+    def head(self) -> object:
+        raise StorageError("connection refused")
+
+
+def test_livez_answers_while_readyz_and_healthz_say_unavailable(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, origin="ledger.example.org/test")
+    app = build_app(_DownStorage(), settings, "vkey")  # type: ignore[arg-type]
+    with anyio.from_thread.start_blocking_portal() as portal:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+        try:
+            r = portal.call(client.get, "/livez")
+            assert r.status_code == 200 and r.json() == {"status": "ok"}
+            assert r.headers["cache-control"] == "no-store"
+            for path in ("/readyz", "/healthz"):
+                r = portal.call(client.get, path)
+                problem(r, 503, "unavailable")
+                assert r.headers["retry-after"] == "5"
+        finally:
+            portal.call(client.aclose)
+
+
+def test_the_body_budget_is_released_when_each_request_is_answered() -> None:
+    """Bodies held together count against one budget; each request gives its share back
+    when answered (or when the application fails), so the budget never leaks."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        if scope["path"] == "/fail":
+            raise RuntimeError("the application failed")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = BodyLimitMiddleware(app, max_bytes=4096, max_buffered_bytes=4096)
+
+    def call(path: str, size: int) -> list[Message]:
+        sent: list[Message] = []
+        chunks = [b"x" * (size // 2), b"x" * (size - size // 2)]
+
+        async def receive() -> Message:
+            body = chunks.pop(0)
+            return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "path": path, "headers": []}
+        anyio.run(middleware, scope, receive, send)
+        return sent
+
+    for _ in range(10):
+        assert call("/api/v1/records", 3000)[0]["status"] == 200
+        with pytest.raises(RuntimeError):
+            call("/fail", 3000)
+        assert middleware.buffered == 0
+
+    async def two_at_once() -> list[int]:
+        statuses: list[int] = []
+        gate = anyio.Event()
+
+        async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+            while (await receive()).get("more_body"):
+                pass
+            if scope["path"] == "/first":
+                gate.set()
+                await anyio.sleep(0.2)  # holds its body while the second arrives
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        mw = BodyLimitMiddleware(slow_app, max_bytes=4096, max_buffered_bytes=4096)
+
+        async def one(path: str) -> None:
+            sent: list[Message] = []
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b"x" * 3000, "more_body": False}
+
+            async def send(message: Message) -> None:
+                sent.append(message)
+
+            await mw({"type": "http", "path": path, "headers": []}, receive, send)
+            statuses.append(int(sent[0]["status"]))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, "/first")
+            await gate.wait()
+            tg.start_soon(one, "/second")
+        assert mw.buffered == 0
+        return statuses
+
+    assert sorted(anyio.run(two_at_once)) == [200, 503]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import pytest
 from conftest import ORIGIN, Maker, pg_base_url, pg_schema
 from test_api_support import Api, check_receipt, now_maker, problem, running_api
 
+from api.metrics import KNOWN_METHODS
+from api.query import NO_CONTROL_PATTERN
 from ledger.core import merkle
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.note import parse_vkey
@@ -374,6 +377,28 @@ def test_signatory_search(log: Log) -> None:
     problem(log.api.get("/api/v1/signatories", params={"q": ""}), 422, "invalid_request")
 
 
+def test_control_characters_in_any_query_parameter_answer_422(log: Log) -> None:
+    # SQLite's LIKE stops at a NUL: q=%00 matched every signatory.
+    for query in ("q=%00", "q=r%C3%A9p%00", "q=a%0Ab", "q=%7F", "q=%C2%85", "q=x&%00=1"):
+        r = log.api.get("/api/v1/signatories?" + query)
+        doc = problem(r, 422, "invalid_request")
+        assert {e["type"] for e in doc["errors"]} == {"control_character"}, doc
+        assert doc["errors"][0]["loc"][0] == "query"
+    for path in (
+        "/api/v1/statements?offset=0%09",
+        f"/api/v1/statements/{log.statement}/endorsements?country=F%00R",
+        "/api/v1/proofs/inclusion?index=0&leaf_hash=%1b",
+    ):
+        problem(log.api.get(path), 422, "invalid_request")
+    # Printable text, tabs excepted, is still searched as before.
+    doc = log.api.get("/api/v1/signatories", params={"q": "république"}).json()
+    assert [s["name"] for s in doc["items"]] == ["République française"]
+    # The schema says so, for every string in a query.
+    paths = log.api.get("/openapi.json").json()["paths"]
+    (q,) = [p for p in paths["/api/v1/signatories"]["get"]["parameters"] if p["name"] == "q"]
+    assert q["schema"]["pattern"] == NO_CONTROL_PATTERN
+
+
 # --- HTTP behaviour -----------------------------------------------------------------------
 
 
@@ -412,17 +437,34 @@ def test_cors_is_open_for_reads_only(log: Log) -> None:
 def test_healthz_and_metrics(log: Log) -> None:
     doc = log.api.get("/healthz").json()
     assert doc == {"status": "ok", "size": SIZE}
+    assert log.api.get("/readyz").json() == doc
+    assert log.api.get("/livez").json() == {"status": "ok"}
     r = log.api.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    assert f"ledger_log_size {SIZE}\n" in text
+    assert f"ledger_log_entries {SIZE}\n" in text
+    assert 'ledger_build_info{version="' in text
     assert 'route="/tile/{path:path}",status="200"' in text
     assert 'route="/api/v1/records/batch",status="200"' in text
-    assert "ledger_batch_size_count" in text
+    assert "ledger_batch_records_count" in text
     sequenced = next(
         line for line in text.splitlines() if line.startswith("ledger_records_sequenced_total ")
     )
     assert int(sequenced.split()[1]) == SIZE
+
+
+def test_metrics_labels_stay_bounded_whatever_the_methods(log: Log) -> None:
+    """Each distinct method name once made a series of its own, for ever."""
+    for i in range(200):
+        r = log.api.request(f"X{i}", "/api/v1/log")
+        assert r.status_code == 405, r.text
+    text = log.api.get("/metrics").text
+    methods = set(re.findall(r'^ledger_http_requests_total\{method="([^"]*)"', text, re.M))
+    assert methods <= KNOWN_METHODS | {"other"}, methods
+    line = 'ledger_http_requests_total{method="other",route="/api/v1/log",status="405"} '
+    counts = [int(x.removeprefix(line)) for x in text.splitlines() if x.startswith(line)]
+    assert counts and counts[0] >= 200, counts
+    assert len(text.splitlines()) < 2000  # the series do not grow with the methods
 
 
 def test_openapi_describes_the_api_with_examples(log: Log) -> None:
@@ -444,6 +486,8 @@ def test_openapi_describes_the_api_with_examples(log: Log) -> None:
         "/api/v1/statements/{statement_id}/endorsements",
         "/api/v1/signatories",
         "/api/v1/signatories/{key_hash}",
+        "/livez",
+        "/readyz",
         "/healthz",
         "/metrics",
     ]:

@@ -214,7 +214,7 @@ def test_metrics_text_format() -> None:
     text = m.render(log_size=7, queued=0)
     assert 'ledger_http_requests_total{method="GET",route="/odd\\"route",status="200"} 1' in text
     assert 'ledger_records_rejected_total{code="bad_signature"} 1' in text
-    assert "ledger_log_size 7\n" in text
+    assert "ledger_log_entries 7\n" in text
     assert 'ledger_http_request_duration_seconds_bucket{route="/odd\\"route",le="0.005"} 1' in text
     assert 'ledger_http_request_duration_seconds_bucket{route="/odd\\"route",le="0.0025"} 0' in text
     for line in text.splitlines():  # every sample line is "name{labels} value"

@@ -107,6 +107,8 @@ OPERATIONS = [
     "GET /api/v1/statements/{statement_id}/endorsements",
     "GET /api/v1/signatories",
     "GET /api/v1/signatories/{key_hash}",
+    "GET /livez",
+    "GET /readyz",
     "GET /healthz",
     "GET /metrics",
 ]
@@ -129,7 +131,14 @@ def test_every_operation_is_fuzzed(api_schema: OpenApiSchema) -> None:
 
 
 #: Operations without parameters or body: there is no invalid input to generate.
-NO_INPUT = {"GET /checkpoint", "GET /api/v1/log", "GET /healthz", "GET /metrics"}
+NO_INPUT = {
+    "GET /checkpoint",
+    "GET /api/v1/log",
+    "GET /livez",
+    "GET /readyz",
+    "GET /healthz",
+    "GET /metrics",
+}
 
 #: Where data valid for the schema may still be refused (so Schemathesis' check that
 #: valid data is accepted does not apply; every other check does): a record must be

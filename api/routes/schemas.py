@@ -261,6 +261,10 @@ class SignatoryList(_Model):
     items: list[SignatoryInfo]
 
 
+class Alive(_Model):
+    status: str = Field(examples=["ok"])
+
+
 class Health(_Model):
     status: str = Field(examples=["ok"])
     size: int = Field(examples=[8])
