@@ -1291,11 +1291,17 @@ def test_nginx_serves_a_mirror_that_ledger_verify_accepts(world_readable_dir: Pa
         assert headers["content-type"] == "text/html; charset=utf-8"
         pages = sorted((mirror / "statements").glob("*.html"))
         assert pages
-        for page in [mirror / "verify.html", mirror / "assets" / "site.css", *pages[:3]]:
+        js = sorted((mirror / "assets" / "js").rglob("*"))
+        assert any(p.name == "verify-page.js" for p in js)
+        for page in [mirror / "verify.html", mirror / "assets" / "site.css", *pages[:3], *js]:
+            if page.is_dir():
+                continue
             rel = page.relative_to(mirror).as_posix()
             status, headers, body = _get(f"{base}/{rel}")
             assert status == 200 and body == page.read_bytes(), rel
             assert headers["content-type"].startswith("text/"), rel
+            if rel.endswith(".js"):  # module scripts run only with a JavaScript type
+                assert headers["content-type"] == "text/javascript; charset=utf-8", rel
         for path in (
             tiles.tile_path(0, 2),
             tiles.entries_path(1),
