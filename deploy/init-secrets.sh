@@ -4,6 +4,9 @@
 #   secrets/postgres_password  a random password (40 letters and digits), mode 0444
 #   secrets/log_key            the log's Ed25519 key (PKCS#8), mode 0400, owned by
 #                              uid 10001, the image's `ledger` user
+#   secrets/tls_cert, tls_key  a self-signed certificate for the origin's host name, so
+#                              that the proxy starts; replace them by your own (the key
+#                              mode 0400, owned by uid 101, nginx's user)
 #
 # and print the log's vkey (LEDGER_LOG_VKEY). If .env does not exist, it is written from
 # deploy/.env.example with LEDGER_ORIGIN and LEDGER_LOG_VKEY filled in.
@@ -51,6 +54,20 @@ else
     unset password
     chmod 0444 secrets/postgres_password
     echo "secrets/postgres_password: created"
+fi
+
+host=${origin%%/*}
+if [ -e secrets/tls_cert ] || [ -e secrets/tls_key ]; then
+    echo "secrets/tls_cert, secrets/tls_key exist: kept"
+else
+    command -v openssl >/dev/null || fail "openssl is needed for the self-signed certificate (or put your own in secrets/tls_cert and secrets/tls_key)"
+    (umask 077 && openssl req -x509 -newkey ed25519 -nodes -days 90 -subj "/CN=$host" \
+        -addext "subjectAltName=DNS:$host" -keyout secrets/tls_key -out secrets/tls_cert \
+        >/dev/null 2>&1) || fail "could not create the self-signed certificate"
+    chmod 0444 secrets/tls_cert
+    chmod 0400 secrets/tls_key
+    chown 101:101 secrets/tls_key 2>/dev/null || echo "note: chown 101 secrets/tls_key (as root), so that nginx can read it"
+    echo "secrets/tls_cert, secrets/tls_key: self-signed for $host, valid 90 days: replace them by a real certificate"
 fi
 
 if ! docker image inspect "$image" >/dev/null 2>&1; then

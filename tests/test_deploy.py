@@ -178,7 +178,7 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_the_four_services_and_each_has_an_image_or_a_build(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert set(services) == {"api", "postgres", "mirror", "web"}
+    assert set(services) == {"api", "postgres", "mirror", "web", "proxy"}
     for name, s in services.items():
         assert "image" in s or "build" in s, name
     # api and mirror run this project's image, built from the Dockerfile.
@@ -190,6 +190,7 @@ def test_the_four_services_and_each_has_an_image_or_a_build(
     assert services["api"]["image"] == services["mirror"]["image"]
     assert services["postgres"]["image"].split(":")[0] == "postgres"
     assert services["web"]["image"].split(":")[0] == "nginx"
+    assert services["proxy"]["image"].split(":")[0] == "nginx"
 
 
 def test_every_service_has_a_healthcheck_or_the_images(
@@ -288,7 +289,7 @@ def test_no_password_in_the_compose_file(compose: dict[str, Any]) -> None:
 
 def test_containers_are_read_only_non_root_with_tmpfs(services: dict[str, dict[str, Any]]) -> None:
     image_env = dockerfile_final_stage().env()
-    for name in ("api", "mirror", "web"):
+    for name in ("api", "mirror", "web", "proxy"):
         s = services[name]
         assert s.get("read_only") is True, name
         assert s.get("cap_drop") == ["ALL"], name
@@ -315,7 +316,12 @@ def test_containers_are_read_only_non_root_with_tmpfs(services: dict[str, dict[s
 
 
 def test_depends_on_waits_for_healthy_services(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"api": {"postgres"}, "mirror": {"api"}, "web": {"mirror"}}
+    expected = {
+        "api": {"postgres"},
+        "mirror": {"api"},
+        "web": {"mirror"},
+        "proxy": {"api", "web"},
+    }
     for name, s in services.items():
         deps = depends_of(s)
         assert set(deps) == expected.get(name, set()), name
@@ -325,22 +331,29 @@ def test_depends_on_waits_for_healthy_services(services: dict[str, dict[str, Any
             assert "healthcheck" in target or command_of(target)[:1] == ["serve"]
 
 
-def test_only_the_api_and_the_web_server_publish_ports(
-    services: dict[str, dict[str, Any]],
-) -> None:
+def test_only_the_proxy_publishes_ports(services: dict[str, dict[str, Any]]) -> None:
+    """The api and the mirror's web server are reached through the TLS proxy only."""
     published = {name for name, s in services.items() if s.get("ports")}
-    assert published == {"api", "web"}
+    assert published == {"proxy"}
     for s in services.values():
         assert s.get("network_mode") != "host"
         assert not s.get("privileged", False)
-
-    def container_port(service: dict[str, Any]) -> int:
-        (spec,) = service["ports"]
-        return int(str(spec).rsplit(":", 1)[1])
-
-    assert container_port(services["api"]) == 8000
+    ports = [str(p) for p in services["proxy"]["ports"]]
+    assert sorted(int(p.rsplit(":", 1)[1]) for p in ports) == [8080, 8443]
+    # the proxy forwards to the ports the api and the web server listen on
+    assert env_of(services["api"])["LEDGER_PORT"] == "8000"
     listen = nginx_config().server().first("listen").args[0]
-    assert container_port(services["web"]) == int(listen.rsplit(":", 1)[-1])
+    assert int(listen.rsplit(":", 1)[-1]) == 8080
+    proxy = (DEPLOY / "proxy.conf").read_text(encoding="utf-8")
+    assert "server api:8000;" in proxy and "server web:8080;" in proxy
+
+
+def test_the_api_trusts_the_compose_network_the_proxy_is_on(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    (subnet,) = [c["subnet"] for c in compose["networks"]["default"]["ipam"]["config"]]
+    trusted = env_of(services["api"])["LEDGER_TRUSTED_PROXIES"]
+    assert re.fullmatch(r"\$\{LEDGER_TRUSTED_PROXIES:-" + re.escape(subnet) + r"\}", trusted)
 
 
 def test_postgres_durability_and_readiness(services: dict[str, dict[str, Any]]) -> None:
