@@ -49,8 +49,9 @@ CSP_VERIFIER = (
     "default-src 'none'; script-src 'self'; worker-src 'self'; connect-src 'self'; "
     "style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
 )
-#: The one script of the site, on verify.html only.
+#: The site's only scripts: the browser verifier, on verify.html and the statement pages.
 VERIFIER_SCRIPT = '<script type="module" src="assets/js/verify-page.js"></script>'
+STATEMENT_SCRIPT = '<script type="module" src="../assets/js/statement-page.js"></script>'
 
 ENDORSEMENTS = f"{STATE_DIR}/{endorsements.FILE_NAME}"
 ROOT = Path(__file__).resolve().parent.parent
@@ -303,6 +304,9 @@ def test_everything_from_the_log_is_escaped(tmp_path: Path) -> None:
         if name == "verify.html":
             assert text.count(VERIFIER_SCRIPT) == 1
             text = text.replace(VERIFIER_SCRIPT, "")
+        elif name.endswith(".html") and name.startswith("statements/"):
+            assert text.count(STATEMENT_SCRIPT) == 1
+            text = text.replace(STATEMENT_SCRIPT, "")
         assert "<script" not in text, name
         assert "<img" not in text, name
         assert "<b>" not in text, name
@@ -389,8 +393,8 @@ def test_index_is_written_last_and_stale_pages_go(
     assert events[-1] == "write index.html"
     assert events[-2] == f"unlink statements/{stale.name}"
     assert events[-3] == "write verify.html"
-    assert len([e for e in events if e.startswith("write statements/")]) == len(f.statements)
-    assert len(events) == 3 + len(js) + len(f.statements) + 3
+    assert len([e for e in events if e.startswith("write statements/")]) == 2 * len(f.statements)
+    assert len(events) == 3 + len(js) + 2 * len(f.statements) + 3
     assert keep.read_text() == "not ours"
     assert not [p for p in d.rglob("*") if is_temporary(p.name)]
 
@@ -623,7 +627,8 @@ def test_every_page_has_the_csp(tmp_path: Path) -> None:
     d = _build(f, tmp_path / "m")
     for name, data in _site_files(d).items():
         if name.endswith(".html"):
-            csp = CSP_VERIFIER if name == "verify.html" else CSP
+            scripted = name == "verify.html" or name.startswith("statements/")
+            csp = CSP_VERIFIER if scripted else CSP
             assert f'<meta http-equiv="Content-Security-Policy" content="{csp}">' in data.decode()
 
 

@@ -142,10 +142,10 @@ const first = document.querySelector('body a');
 if (!first || first.getAttribute('href') !== '#main') problems.push('no skip link first');
 for (const img of document.querySelectorAll('img'))
   if (!img.hasAttribute('alt')) problems.push('img without alt');
-const verifier = location.pathname.endsWith('/verify.html');
+const expected = location.pathname.endsWith('/verify.html') ? '/assets/js/verify-page.js'
+  : location.pathname.includes('/statements/') ? '/assets/js/statement-page.js' : null;
 const scripts = [...document.scripts].map((x) => x.src);
-if (scripts.length !== (verifier ? 1 : 0)
-    || (verifier && !scripts[0].endsWith('/assets/js/verify-page.js')))
+if (scripts.length !== (expected ? 1 : 0) || (expected && !scripts[0].endsWith(expected)))
   problems.push('page has scripts: ' + scripts.join(' '));
 return problems;
 """
@@ -285,11 +285,32 @@ def test_verify_html_verifies_the_log_in_the_browser(driver: Any, server: str) -
     driver.save_screenshot(str(ARTIFACTS / "verify-in-browser.png"))
 
 
+def test_a_statement_page_verifies_its_statement(driver: Any, server: str, site: Path) -> None:
+    """The statement and its listed endorsements, checked in the page; the recount is the
+    page's own total, and the page says what it does not check."""
+    driver.get(server + _main_statement(site))
+    shown = driver.find_element(By.CSS_SELECTOR, ".facts dd").text  # "N signatories"
+    driver.find_element(By.ID, "verify").click()
+    driver.execute_async_script(
+        "const done = arguments[0]; const t = setInterval(() => {"
+        " if (document.body.dataset.verdict) { clearInterval(t); done(); } }, 50);"
+    )
+    body = driver.find_element(By.TAG_NAME, "body")
+    result = driver.find_element(By.ID, "result").text
+    assert body.get_attribute("data-verdict") == "valid", result
+    assert shown.startswith(body.get_attribute("data-total") + " "), (shown, result)
+    assert "Not checked here" in result
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+
+
 def test_escaped_names_render_as_text(driver: Any, server: str, site: Path) -> None:
     driver.get(server + _main_statement(site))
     names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "tbody th")]
     assert "<script>alert('x')</script> Mallory" in names
-    assert driver.execute_script("return document.scripts.length") == 0
+    # the page's one script is the verifier's; no name became a script
+    scripts = driver.execute_script("return [...document.scripts].map((s) => s.src)")
+    assert len(scripts) == 1 and scripts[0].endswith("/assets/js/statement-page.js"), scripts
     link = driver.find_element(By.PARTIAL_LINK_TEXT, "https://example.org/call-for")
     assert link.get_attribute("href") == (
         "https://example.org/call-for-verifiable-endorsements.pdf"

@@ -7,9 +7,11 @@ web server (or none: ``file://``) can serve::
     index.html                   the log: origin, size, checkpoint, statements and tallies
     statements/<id>.html         one statement: title, text, authors, signatories
     statements/<id>-<p>.html     further pages of signatories (PAGE_SIZE a page)
+    statements/<id>.entries.json the entries a statement's pages list ("verify this statement")
     verify.html                  how to check all of it yourself with ledger-verify
     assets/site.css              the one stylesheet (no fonts or images)
-    assets/js/                   the browser verifier that verify.html runs (the only scripts)
+    assets/js/                   the browser verifier that verify.html and the statement
+                                 pages run (the only scripts)
 
 ``<id>`` is the statement id of docs/spec.md ("Identities and keys"): the hex
 record id of the statement record. The HTML is :mod:`ledger.mirror.site.pages`'.
@@ -68,7 +70,7 @@ from ledger.verify.statefile import VerifierState
 #: Threads writing statement pages (see _Files).
 WRITERS = 8
 _WIDTH = tiles.TILE_WIDTH
-_PAGE_NAME = re.compile(r"[0-9a-f]{64}(-[1-9][0-9]*)?\.html")
+_PAGE_NAME = re.compile(r"[0-9a-f]{64}((-[1-9][0-9]*)?\.html|\.entries\.json)")
 
 
 def log_keys(vkeys: Sequence[str], origin: str) -> list[tuple[str, Ed25519Verifier]]:
@@ -209,6 +211,7 @@ class Site:
             state.checkpoint,
             state.replay,
             _bundle_paths(self.root, state.size),
+            tuple(k for k, _ in keys),
         )
 
         for d in (self.root, self.root / "assets", self.root / pages.STATEMENTS):

@@ -27,6 +27,7 @@ import datetime
 import functools
 import html
 import importlib.resources
+import json
 import re
 import shlex
 import string
@@ -176,6 +177,7 @@ class LogView:
     checkpoint: bytes  # the signed checkpoint, verbatim
     replay: MemoryState
     bundle_paths: Sequence[str]  # the path of entry bundle k, for links
+    vkeys: Sequence[str] = ()  # the keys the site was built with (pre-filled, marked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +338,22 @@ def index_page(log: LogView) -> str:
     )
 
 
+def statement_entries_path(statement_id: bytes) -> str:
+    """The statement's entry list that "verify this statement" reads, relative to the top."""
+    return f"{STATEMENTS}/{statement_id.hex()}.entries.json"
+
+
+def statement_entries(st: StatementView) -> str:
+    """``{"statement", "index", "endorsements"}``: the entries the statement pages list."""
+    return json.dumps(
+        {"statement": st.id.hex(), "index": st.index, "endorsements": [i for _, i in st.endorsers]},
+        separators=(",", ":"),
+    )
+
+
 def statement_pages(log: LogView, st: StatementView) -> Iterator[tuple[str, str]]:
-    """The pages of one statement, ``PAGE_SIZE`` signatories each: (path, HTML)."""
+    """The pages of one statement, ``PAGE_SIZE`` signatories each, then its entry list:
+    (path, text)."""
     replay = log.replay
     record = replay.statements[st.id]
     tallies = {k: record.tallies.get(k, 0) for k in KINDS}
@@ -418,6 +434,9 @@ def statement_pages(log: LogView, st: StatementView) -> Iterator[tuple[str, str]
             tally=tally,
             pager=pager,
             signatories=signatories,
+            index=st.index,
+            entries_file=statement_entries_path(st.id).removeprefix(f"{STATEMENTS}/"),
+            vkey_text=log.vkeys[0] if log.vkeys else "",
         )
         yield (
             statement_page(st.id, page),
@@ -428,8 +447,10 @@ def statement_pages(log: LogView, st: StatementView) -> Iterator[tuple[str, str]
                 top=top,
                 current="",
                 description=f"{st.body.title}: text and signatories",
+                scripts=[f"{JS_DIR}/statement-page.js"],
             ),
         )
+    yield statement_entries_path(st.id), statement_entries(st)
 
 
 def verify_page(log: LogView, vkeys: Sequence[str]) -> str:
@@ -473,6 +494,8 @@ __all__ = [
     "escape",
     "index_page",
     "render",
+    "statement_entries",
+    "statement_entries_path",
     "statement_page",
     "statement_pages",
     "stylesheet",
