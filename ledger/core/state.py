@@ -443,6 +443,18 @@ class MemoryState:
         k = self._keys.get(key_hash_)
         return None if k is None else self.signatories.get(k[0])
 
+    def active_endorsers(self, statement: bytes) -> list[bytes]:
+        """The signatories with an active endorsement of ``statement`` (any order)."""
+        number = self._ids.get(statement)
+        if number is None:
+            return []
+        keys, values = self._pairs.arrays()
+        lo = bisect.bisect_left(keys, number << 32)
+        hi = bisect.bisect_left(keys, (number + 1) << 32)
+        by_number = {n: ident for ident, n in self._ids.items()}
+        mask = (1 << 32) - 1
+        return [by_number[keys[i] & mask] for i in range(lo, hi) if values[i] & 1]
+
     def summary(self) -> dict[str, object]:
         """The published tallies (docs/spec.md, "Tallies") as plain data."""
         return {

@@ -50,6 +50,8 @@ from ledger.core.fork import ForkError, check_evidence, evidence_bytes
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 from ledger.core.state import KINDS
 from ledger.durable import write_atomic
+from ledger.verify.confirm import check_domains, confirmed, confirmed_tallies
+from ledger.verify.domains import DomainCheck, Status
 from ledger.verify.pipeline import default_jobs
 from ledger.verify.receipts import verify_receipt_file
 from ledger.verify.source import DEFAULT_TIMEOUT_S, SourceError, open_source
@@ -182,6 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT_S,
         metavar="SECONDS",
         help="network timeout per request (default %(default)s)",
+    )
+    log.add_argument(
+        "--check-domains",
+        action="store_true",
+        help="once the log is verified, fetch every claimed domain's proof (DNS TXT and "
+        "HTTPS) and report each signatory as confirmed, mismatch, malformed, unreachable or "
+        "missing, with the confirmed tallies; the verdict on the log does not change",
+    )
+    log.add_argument(
+        "--domain-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time limit of each domain fetch (default %(default)s)",
     )
     log.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even on a terminal"
@@ -448,14 +464,48 @@ def _cmd_log(args: argparse.Namespace, trust: Trust) -> int:
             save_state(args.state, result.state)
         except OSError as e:
             raise UsageError(f"cannot write state file {args.state}: {e.strerror or e}") from None
+    checks = (
+        check_domains(result.replay, timeout=args.domain_timeout) if args.check_domains else None
+    )
     if args.json:
         report = result.report()
         report["source"] = source.location
         report["state_file"] = args.state
+        if checks is not None:
+            _add_domains(report, result, checks)
         _say(sys.stdout, _compact(report))
     else:
         _print_result(sys.stdout, result, source.location, quiet=args.quiet, state=args.state)
+        if checks is not None:
+            _print_domains(sys.stdout, result, checks)
     return EXIT_VALID
+
+
+def _add_domains(report: dict[str, Any], result: Result, checks: list[DomainCheck]) -> None:
+    """The domain verdicts and, in each statement's tally, the confirmed counts."""
+    report["domains"] = [c.to_json() for c in checks]
+    counts = confirmed_tallies(result.replay, confirmed(checks))
+    for st in report["tallies"]["statements"]:
+        c = counts[bytes.fromhex(st["id"])]
+        st["confirmed"] = c["confirmed"]
+        st["confirmed_by_kind"] = {k: v for k, v in c.items() if k != "confirmed"}
+
+
+def _print_domains(out: TextIO, result: Result, checks: list[DomainCheck]) -> None:
+    signatories = result.replay.signatories
+    _say(out, f"domains: {counted(len(checks), 'claim')} checked")
+    for c in checks:
+        name = signatories[c.signatory_id].name
+        alert = "  IMPERSONATION ALERT" if c.status is Status.MISMATCH else ""
+        _say(
+            out, f"  {c.status.value:11} {c.domain}  {name!r} ({c.signatory_id.hex()[:16]}){alert}"
+        )
+        if c.status is not Status.CONFIRMED:
+            _say(out, f"              {c.reason}")
+    counts = confirmed_tallies(result.replay, confirmed(checks))
+    for st in sorted(result.replay.statements.values(), key=lambda s: s.index):
+        n = counts[st.statement]["confirmed"]
+        _say(out, f"  {st.title!r}: {counted(st.total, 'endorsement')}, {n} of them confirmed")
 
 
 def _compact(doc: Any) -> str:
