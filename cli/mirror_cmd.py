@@ -22,10 +22,13 @@ from cli.config import read_vkey_option
 from cli.errors import CliError
 from ledger.core.errors import LedgerError
 from ledger.core.note import Ed25519Verifier
+from ledger.core.state import MemoryState
 from ledger.mirror.directory import MirrorError
 from ledger.mirror.site.build import Site
 from ledger.mirror.sync import Mirror, MirrorForkError, SyncResult
 from ledger.verify.cli import EXIT_FORK, EXIT_INVALID, EXIT_USAGE, EXIT_VALID
+from ledger.verify.confirm import DomainChecker
+from ledger.verify.domains import DomainCheck, Status
 from ledger.verify.pipeline import default_jobs
 from ledger.verify.source import DEFAULT_TIMEOUT_S, Source, SourceError, open_source
 from ledger.verify.trust import Trust
@@ -97,7 +100,15 @@ def _report(r: SyncResult, origin: str) -> str:
     return f"{origin}: up to date at size {r.size}"
 
 
-def _sync(mirror: Mirror, source: Source, trust: Trust, *, site: Site | None, first: bool) -> int:
+def _sync(
+    mirror: Mirror,
+    source: Source,
+    trust: Trust,
+    *,
+    site: Site | None,
+    first: bool,
+    checker: DomainChecker | None = None,
+) -> int:
     """One sync; returns its exit code (reports on standard output or error)."""
     try:
         result = mirror.sync(source)
@@ -118,18 +129,43 @@ def _sync(mirror: Mirror, source: Source, trust: Trust, *, site: Site | None, fi
         return EXIT_INVALID
     _say(_report(result, trust.origin))
     state = mirror.state
+    domains = None
+    if checker is not None and state is not None:
+        domains = checker.update(state.replay)
+        _report_domains(domains, state.replay)
     if (
         site is not None
         and state is not None
         and state.size > 0
-        and (first or result.changed or not (mirror.root / "index.html").exists())
+        and (
+            first
+            or result.changed
+            or (checker is not None and checker.changed)
+            or not (mirror.root / "index.html").exists()
+        )
     ):
         try:
-            site.update(state)  # from the state the sync verified: nothing is replayed
+            # from the state the sync verified: nothing is replayed
+            site.update(state, domains)
         except (LedgerError, OSError) as e:
             _say(f"ledger mirror: the static site was not built: {e}", err=True)
             return EXIT_INVALID
     return EXIT_VALID
+
+
+def _report_domains(domains: dict[bytes, DomainCheck], replay: MemoryState) -> None:
+    counts: dict[str, int] = {}
+    for c in domains.values():
+        counts[c.status.value] = counts.get(c.status.value, 0) + 1
+        if c.status is Status.MISMATCH:
+            name = replay.signatories[c.signatory_id].name
+            _say(
+                f"ledger mirror: IMPERSONATION ALERT: {name!r} ({c.signatory_id.hex()}) "
+                f"claims {c.domain}, which names other signatories: {c.reason}",
+                err=True,
+            )
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    _say(f"domains: {summary or 'none claimed'}")
 
 
 @click.command("mirror", help=MIRROR_HELP)
@@ -169,6 +205,13 @@ def _sync(mirror: Mirror, source: Source, trust: Trust, *, site: Site | None, fi
     help="Network timeout.",
 )
 @click.option("--no-site", is_flag=True, help="Do not build the static HTML site in DIR.")
+@click.option(
+    "--check-domains",
+    is_flag=True,
+    help="Check every claimed domain's proof (DNS TXT and HTTPS): the site then says "
+    "which signatories are confirmed, and impostors are reported. Each claim is "
+    "checked when first seen and again daily.",
+)
 @click.pass_context
 def mirror_cmd(
     ctx: click.Context,
@@ -182,6 +225,7 @@ def mirror_cmd(
     jobs: int | None,
     timeout: float,
     no_site: bool,
+    check_domains: bool,
 ) -> None:
     trust = _trust(log_keys, policy, origin)
     vkeys = [v.vkey for v in trust.verifiers if isinstance(v, Ed25519Verifier)]
@@ -197,9 +241,10 @@ def mirror_cmd(
     try:
         with Mirror(directory, trust, jobs=jobs or default_jobs()) as mirror:
             site = None if no_site else Site(mirror.root, vkeys)
+            checker = DomainChecker(timeout=min(timeout, 10.0)) if check_domains else None
             first = True
             while True:
-                code = _sync(mirror, src, trust, site=site, first=first)
+                code = _sync(mirror, src, trust, site=site, first=first, checker=checker)
                 first = False
                 # Following a log, a bad answer may be transient: try again next time.
                 # A fork is not: stop there.

@@ -24,7 +24,7 @@ from ledger.core.domainproof import DomainProof, encode_domain_proof, txt_string
 from ledger.core.records import Kind, Registration
 from ledger.verify import dnstxt
 from ledger.verify.cli import main as ledger_verify
-from ledger.verify.confirm import check_domains, confirmed, confirmed_tallies
+from ledger.verify.confirm import DomainChecker, check_domains, confirmed, confirmed_tallies
 from ledger.verify.dnstxt import Nameserver
 from ledger.verify.domains import InsecureTestOverride, Status
 from ledger.verify.source import DirectorySource
@@ -170,3 +170,32 @@ def test_without_check_domains_nothing_is_fetched(
     assert ledger_verify(["log", str(log["dir"]), "--log-key", vkey, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert "domains" not in report and "confirmed" not in report["tallies"]["statements"][0]
+
+
+def test_the_site_says_how_each_identity_is_known(
+    log: dict[str, Any], override: InsecureTestOverride, tmp_path: Path
+) -> None:
+    """The real signatory is shown as confirmed by this mirror, the impostor with the
+    same name as an impersonation alert, the others as self-declared; each with its id."""
+    from ledger.mirror.site.build import Site  # noqa: PLC0415
+    from ledger.mirror.site.pages import statement_page  # noqa: PLC0415
+    from ledger.mirror.sync import Mirror  # noqa: PLC0415
+
+    f = log["f"]
+    d = f.write(tmp_path / "m")
+    with Mirror(d, Trust.from_vkeys([f.log_key.vkey])) as m:
+        assert m.state is not None
+        checker = DomainChecker(timeout=3, insecure_test_override=override)
+        domains = checker.update(m.state.replay)
+        assert checker.changed and len(domains) == 4
+        assert checker.update(m.state.replay) == domains and not checker.changed  # cached
+        Site(d, [f.log_key.vkey]).update(m.state, domains)
+    page = (d / statement_page(log["st"])).read_text()
+    for member, label in (
+        (log["real"], "domain confirmed (checked by this mirror"),
+        (log["impostor"], "IMPERSONATION ALERT"),
+    ):
+        row = next(r for r in page.split("<tr>") if member.id.hex() in r)
+        assert label in row, row
+    plain = next(r for r in page.split("<tr>") if "No Domain" in r)
+    assert ">self-declared<" in plain

@@ -126,7 +126,12 @@ def _signatories(d: Path, statement: bytes) -> list[tuple[str, str | None]]:
         tables = _page(d / statement_page(statement, page)).tables
         if len(tables) > 1:  # the tally table, then the signatories
             rows = tables[1][1:]
-            out += [(row[0][0].removesuffix("key revoked").strip(), row[4][1]) for row in rows]
+            # the name cell: the name, "key revoked" if so, and the signatory id
+            out += [
+                (re.sub(r"\s*[0-9a-f]{64}$", "", row[0][0]).removesuffix("key revoked").strip(),
+                 row[5][1])
+                for row in rows
+            ]  # fmt: skip
         page += 1
     return out
 

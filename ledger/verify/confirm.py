@@ -15,6 +15,7 @@ runs after the log was verified, on the verified replay.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,6 +50,54 @@ def check_domains(
         )
 
 
+class DomainChecker:
+    """Domain verdicts kept across the syncs of a long-running mirror: each claim is
+    checked when first seen and again once its verdict is ``recheck_s`` old."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        recheck_s: float = 24 * 3600,
+        insecure_test_override: InsecureTestOverride | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.recheck_s = recheck_s
+        self.override = insecure_test_override
+        self.checks: dict[bytes, DomainCheck] = {}
+        self.changed = False  # whether the last update changed a verdict
+
+    def update(self, replay: MemoryState) -> dict[bytes, DomainCheck]:
+        """Check the claims not checked yet (or too long ago); all verdicts, by signatory."""
+        now = time.time()
+        due = [
+            s
+            for s in replay.signatories.values()
+            if s.domain
+            and (
+                (c := self.checks.get(s.signatory)) is None
+                or c.domain != s.domain
+                or now - c.checked_at >= self.recheck_s
+            )
+        ]
+        self.changed = False
+        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="domain-check") as pool:
+            for check in pool.map(
+                lambda s: _check_domain(
+                    s.domain,
+                    replay.origin,
+                    s.signatory,
+                    timeout=self.timeout,
+                    insecure_test_override=self.override,
+                ),
+                due,
+            ):
+                old = self.checks.get(check.signatory_id)
+                self.changed |= old is None or old.status is not check.status
+                self.checks[check.signatory_id] = check
+        return dict(self.checks)
+
+
 def confirmed(checks: Iterable[DomainCheck]) -> set[bytes]:
     """The signatories whose domain claim was confirmed."""
     return {c.signatory_id for c in checks if c.status is Status.CONFIRMED}
@@ -69,4 +118,4 @@ def confirmed_tallies(
     return out
 
 
-__all__ = ["PARALLEL", "check_domains", "confirmed", "confirmed_tallies"]
+__all__ = ["PARALLEL", "DomainChecker", "check_domains", "confirmed", "confirmed_tallies"]

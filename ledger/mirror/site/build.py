@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +65,7 @@ from ledger.mirror.directory import PRIVATE_MODE, STATE_DIR
 from ledger.mirror.layout import DIR_MODE, FILE_MODE
 from ledger.mirror.site import pages
 from ledger.mirror.site.endorsements import FILE_NAME, Endorsements, EntryReader
+from ledger.verify.domains import DomainCheck
 from ledger.verify.statefile import VerifierState
 
 #: Threads writing statement pages (see _Files).
@@ -184,7 +185,9 @@ class Site:
     def endorsements_path(self) -> Path:
         return self.root / STATE_DIR / FILE_NAME
 
-    def update(self, state: VerifierState) -> SiteUpdate:
+    def update(
+        self, state: VerifierState, domains: Mapping[bytes, DomainCheck] | None = None
+    ) -> SiteUpdate:
         """Bring the pages to ``state``, the mirror's verified state (see the module doc).
 
         Raises :class:`~ledger.core.errors.FormatError` if no key of ``vkeys`` is a
@@ -212,6 +215,7 @@ class Site:
             state.replay,
             _bundle_paths(self.root, state.size),
             tuple(k for k, _ in keys),
+            domains or {},
         )
 
         for d in (self.root, self.root / "assets", self.root / pages.STATEMENTS):

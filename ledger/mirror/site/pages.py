@@ -31,13 +31,14 @@ import json
 import re
 import shlex
 import string
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from ledger.core import tiles
 from ledger.core.encoding import b64encode
 from ledger.core.records import Statement
 from ledger.core.state import KINDS, MemoryState
+from ledger.verify.domains import DomainCheck, Status
 
 #: Signatories listed on one statement page; more go to ``<id>-2.html`` and so on.
 PAGE_SIZE = 1000
@@ -178,6 +179,8 @@ class LogView:
     replay: MemoryState
     bundle_paths: Sequence[str]  # the path of entry bundle k, for links
     vkeys: Sequence[str] = ()  # the keys the site was built with (pre-filled, marked)
+    #: This mirror's domain checks, by signatory id (``ledger mirror --check-domains``).
+    domains: Mapping[bytes, DomainCheck] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +341,20 @@ def index_page(log: LogView) -> str:
     )
 
 
+def identity_label(domain: str | None, check: DomainCheck | None) -> str:
+    """How the signatory's identity is known, said plainly (docs/spec.md, "Domain
+    proofs"): self-declared unless this mirror checked its domain claim."""
+    if check is None:
+        return "self-declared" if domain is None else "self-declared (domain not checked)"
+    when = datetime.datetime.fromtimestamp(check.checked_at, datetime.UTC)
+    at = when.strftime("%Y-%m-%d %H:%M UTC")
+    if check.status is Status.CONFIRMED:
+        return f"domain confirmed (checked by this mirror {at})"
+    if check.status is Status.MISMATCH:
+        return f"IMPERSONATION ALERT: the domain names another signatory (checked {at})"
+    return f"self-declared: domain proof {check.status.value} (checked {at})"
+
+
 def statement_entries_path(statement_id: bytes) -> str:
     """The statement's entry list that "verify this statement" reads, relative to the top."""
     return f"{STATEMENTS}/{statement_id.hex()}.entries.json"
@@ -387,6 +404,8 @@ def statement_pages(log: LogView, st: StatementView) -> Iterator[tuple[str, str]
                     "signatory-row",
                     name=s.name,
                     status=_NOTHING if s.active else render("revoked"),
+                    sid=sid.hex(),
+                    identity=identity_label(s.domain, log.domains.get(sid)),
                     kind=KIND_LABELS.get(s.kind, s.kind),
                     country=s.country or "",
                     domain=s.domain or "",
