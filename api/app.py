@@ -49,7 +49,7 @@ from api.routes.records import BATCH_PATH
 from api.sequencer import Sequencer
 from api.server import Service, prepare
 from api.settings import Settings
-from api.storage.base import Storage
+from api.storage.base import ReadStorage
 from ledger import __version__
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -233,7 +233,7 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_app(
-    storage: Storage,
+    storage: ReadStorage,
     settings: Settings,
     vkey: str,
     *,

@@ -24,14 +24,13 @@ The child receives a batch as the records' canonical bytes, parses them again
 check_signers``) and checks their Ed25519 signatures (``verify_signatures``): that
 work is off the parent's GIL too, and a record that fails answers ``Rejected``
 with the error's code, as the parent's own check would. It appends the valid ones with
-:meth:`api.storage.sql.SqlStorage.append_batch`, computes each new entry's
-inclusion proof from the hashes the batch held, records the new checkpoint as
-published (``api.published.PublishedCheckpoint``: after the commit, before any
-submitter can see it; the sequencer's ``on_commit`` in the thread mode) and
-answers with the results.
+:meth:`api.storage.sql.SqlStorage.append_batch` (which gives each new entry's
+inclusion proof from the hashes the batch held), publishes the new checkpoint
+(``api.checkpoints.CheckpointPublisher``: after the commit, before any submitter
+can see it) and answers with the results.
 Messages on the pipe (pickled, between this process and its own child only)::
 
-    parent -> child   (list[bytes], list[bool] verified, list[bool] render, max_age_s)
+    parent -> child   (list[bytes], list[bool] verified, max_age_s)
                       a batch | None  stop
     child  -> parent  ("ready",) once | ("ok", results) | ("error", class name, message)
 
@@ -47,7 +46,6 @@ stops it once its queue is drained, and it exits by itself when the parent dies
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import itertools
 import logging
@@ -55,18 +53,17 @@ import multiprocessing
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from api.answers import accepted_document, render_json
+from api.checkpoints import CheckpointPublisher
 from api.logkey import load_log_key
 from api.published import PublishedCheckpoint
 from api.settings import Settings
 from api.storage.base import (
     Appended,
-    CheckpointSigner,
     OriginMismatchError,
     Rejected,
     StorageError,
@@ -74,7 +71,6 @@ from api.storage.base import (
 )
 from api.storage.sql import SqlStorage, rejected
 from ledger.core.errors import LedgerError
-from ledger.core.receipt import Receipt
 from ledger.core.records import SignedRecord, parse_record, verify_signatures
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 
@@ -90,46 +86,17 @@ _ERRORS: dict[str, type[StorageError]] = {
 }
 
 
-def _portable(
-    result: Appended | Rejected, record_id: bytes, render: bool = True
-) -> Appended | Rejected:
-    """The result with its inclusion proof computed here, without the batch's hashes;
-    a new entry's with its HTTP answer rendered too (``api.answers``) if ``render``."""
-    if isinstance(result, Appended) and result.hashes is not None:
-        proof = result.held_proof()
-        answer = None
-        if render and proof is not None and result.entry is not None and not result.existing:
-            answer = render_json(
-                accepted_document(
-                    index=result.index,
-                    leaf_hash=result.leaf_hash,
-                    record_id=record_id,
-                    existing=False,
-                    entry=result.entry,
-                    receipt=Receipt(result.index, tuple(proof), result.checkpoint).encode(),
-                    checkpoint=result.checkpoint,
-                )
-            )
-        return dataclasses.replace(
-            result, hashes=None, proof=None if proof is None else tuple(proof), answer=answer
-        )
-    return result
-
-
 def _append(
     storage: SqlStorage,
-    signer: CheckpointSigner,
+    publisher: CheckpointPublisher,
     *,
     texts: list[bytes],
     verified: list[bool],
     max_age_s: int | None,
-    on_commit: Callable[[int, bytes], None],
-    render: list[bool] | None = None,
 ) -> list[Appended | Rejected]:
     """Check the signatures of a batch's records (but those ``verified`` already),
-    append the valid ones in order, then call ``on_commit`` with the new checkpoint,
-    before anyone is answered. The HTTP answers of new entries are rendered for the
-    records marked in ``render`` (all by default)."""
+    append the valid ones in order, then publish the new checkpoint, before anyone
+    is answered."""
     results: list[Appended | Rejected | None] = [None] * len(texts)
     valid: list[tuple[int, SignedRecord]] = []
     for i, text in enumerate(texts):
@@ -142,21 +109,16 @@ def _append(
         else:
             valid.append((i, record))
     if valid:
-        appended = storage.append_batch(
-            [record for _, record in valid], signer=signer, max_age_s=max_age_s
-        )
-        for (i, record), result in zip(valid, appended, strict=True):
-            results[i] = _portable(result, record.record_id, render is None or render[i])
-        new = next((r for r in appended if isinstance(r, Appended)), None)
-        if new is not None:
-            on_commit(new.tree_size, new.checkpoint)
+        outcome = storage.append_batch([record for _, record in valid], max_age_s=max_age_s)
+        published = publisher.publish_batch(outcome)
+        for (i, _), result in zip(valid, published, strict=True):
+            results[i] = result
     return [r for r in results if r is not None]
 
 
 def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cover - child
     """The child: open the storage and the key, then append batches until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    published = PublishedCheckpoint(settings.published_checkpoint_path)
     try:
         signer = load_log_key(settings).note_signer(settings.origin)
         storage = SqlStorage(
@@ -164,6 +126,9 @@ def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cov
             origin=settings.origin,
             migrate=False,  # the parent migrated before starting us
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        publisher = CheckpointPublisher(
+            storage, signer, PublishedCheckpoint(settings.published_checkpoint_path)
         )
     except Exception as e:
         conn.send(("error", type(e).__name__, str(e)))
@@ -181,7 +146,7 @@ def _child_main(conn: Connection, settings: Settings) -> None:  # pragma: no cov
                 return
             batches = [m for m in messages if m is not None]
             if batches:
-                _serve(conn, batches, storage, signer, published.record)
+                _serve(conn, batches, storage, publisher)
             if len(batches) < len(messages):  # told to stop, after what came before
                 return
     finally:
@@ -202,7 +167,7 @@ def _take(conn: Connection) -> list[Any]:
     while total < MERGE_MAX_RECORDS and conn.poll(0):
         message = _checked(conn.recv())
         messages.append(message)
-        if message is None or message[3] != messages[0][3]:
+        if message is None or message[2] != messages[0][2]:
             break
         total += len(message[0])
     return messages
@@ -213,11 +178,10 @@ def _checked(message: Any) -> Any:
     (its parent then fails the batches it had sent and starts a new child)."""
     if message is None or (
         isinstance(message, tuple)
-        and len(message) == 4
+        and len(message) == 3
         and isinstance(message[0], list)
         and isinstance(message[1], list)
-        and isinstance(message[2], list)
-        and len(message[0]) == len(message[1]) == len(message[2])
+        and len(message[0]) == len(message[1])
     ):
         return message
     raise RuntimeError(f"not a batch message: {type(message).__name__}")
@@ -227,14 +191,13 @@ def _serve(
     conn: Connection,
     batches: list[Any],
     storage: SqlStorage,
-    signer: CheckpointSigner,
-    on_commit: Callable[[int, bytes], None],
+    publisher: CheckpointPublisher,
 ) -> None:  # pragma: no cover - runs in the child
     """Sequence ``batches`` (messages of the pipe): those of one max_age_s in one
     transaction, then answer each message in turn with its own results."""
     groups: list[list[Any]] = []
     for b in batches:
-        if groups and groups[-1][0][3] == b[3]:
+        if groups and groups[-1][0][2] == b[2]:
             groups[-1].append(b)
         else:
             groups.append([b])
@@ -242,12 +205,10 @@ def _serve(
         try:
             results = _append(
                 storage,
-                signer,
+                publisher,
                 texts=[t for b in group for t in b[0]],
                 verified=[v for b in group for v in b[1]],
-                max_age_s=group[0][3],
-                on_commit=on_commit,
-                render=[r for b in group for r in b[2]],
+                max_age_s=group[0][2],
             )
         except Exception as e:
             for _ in group:
@@ -262,9 +223,9 @@ def _serve(
 class ProcessAppender:
     """``append_batch`` in a child process (see the module docstring).
 
-    ``append_batch``'s ``signer`` must be the log key of ``settings`` (the child
-    loads its own copy of that key); its name is checked. Call :meth:`close` when
-    done; a dead child is replaced at the next batch.
+    The child loads its own copy of the log key of ``settings`` and publishes each
+    batch's checkpoint itself (``api.checkpoints``). Call :meth:`close` when done; a
+    dead child is replaced at the next batch.
     """
 
     #: The child checks every record's signatures (the route need not).
@@ -325,68 +286,40 @@ class ProcessAppender:
         self,
         records: Sequence[SignedRecord],
         *,
-        signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
     ) -> list[Appended | Rejected]:
-        """``Storage.append_batch``, every record's signatures checked in the child."""
-        return self.append_checked(
-            records, [False] * len(records), signer=signer, max_age_s=max_age_s
-        )
+        """Append and publish, every record's signatures checked in the child."""
+        return self.append_checked(records, [False] * len(records), max_age_s=max_age_s)
 
     def append_checked(
         self,
         records: Sequence[SignedRecord],
         verified: Sequence[bool],
         *,
-        signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
-        render: Sequence[bool] | None = None,
     ) -> list[Appended | Rejected]:
         """:meth:`append_batch`, but the records marked ``verified`` (their signatures
         checked by the caller) are not checked again. A bulk import checks its
         records in the serving process, while the child appends the previous batch:
-        the two overlap, where checking them all in the child would not.
-
-        ``render`` (default: all) marks the records whose HTTP answer the child
-        renders (``Appended.answer``): a single submission sends it as it is, a bulk
-        import answers differently and would only make the child, which sequences
-        every batch in turn, do work nobody reads."""
+        the two overlap, where checking them all in the child would not."""
+        if len(verified) != len(records):
+            raise ValueError("one verified flag per record")
         if not records:
-            self._check(records, verified, render, signer)
             return []
-        return self.receive(
-            self.send(records, verified, signer=signer, max_age_s=max_age_s, render=render)
-        )
-
-    def _check(
-        self,
-        records: Sequence[SignedRecord],
-        verified: Sequence[bool],
-        render: Sequence[bool] | None,
-        signer: CheckpointSigner,
-    ) -> None:
-        if len(verified) != len(records) or (render is not None and len(render) != len(records)):
-            raise ValueError("one verified (and render) flag per record")
-        if signer.name != self.settings.origin:
-            raise StorageError(
-                f"the log key is named {signer.name!r}; it must be named after the origin "
-                f"{self.settings.origin!r}"
-            )
+        return self.receive(self.send(records, verified, max_age_s=max_age_s))
 
     def send(
         self,
         records: Sequence[SignedRecord],
         verified: Sequence[bool],
         *,
-        signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
-        render: Sequence[bool] | None = None,
     ) -> int:
         """Send a batch (as :meth:`append_checked`) to the child; return its ticket, for
         :meth:`receive`. Batches are sequenced in the order they are sent."""
-        self._check(records, verified, render, signer)
-        flags = [True] * len(records) if render is None else list(render)
-        message = ([r.encode() for r in records], list(verified), flags, max_age_s)
+        if len(verified) != len(records):
+            raise ValueError("one verified flag per record")
+        message = ([r.encode() for r in records], list(verified), max_age_s)
         with self._lock:
             conn, process = self._ensure()
             try:

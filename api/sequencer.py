@@ -9,9 +9,9 @@ sequences them in batches of up to
 ``batch_max_records`` records, waiting at most ``batch_max_ms`` for a batch to fill
 after its first record arrived; while a batch is being committed the next one fills
 up by itself, so batches grow with the load. Each batch is one storage transaction
-(``Storage.append_batch``: head lock, rules, entries, hashes, checkpoint by
-compare-and-swap, commit); a submitter gets its answer only after that commit, and
-after ``on_commit`` (which records the published checkpoint) returned.
+(``LogWriter.append_batch``: head lock, rules, entries, hashes, head by
+compare-and-swap, commit), then its checkpoint is signed and published
+(``api.checkpoints``); a submitter gets its answer only after both.
 
 Answers, per record:
 
@@ -43,7 +43,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from api.storage.base import Appended, CheckpointSigner, Rejected, StorageError
+from api.checkpoints import CheckpointPublisher
+from api.storage.base import Appended, LogWriter, Rejected, StorageError
 from ledger.core.records import SignedRecord
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 
@@ -53,25 +54,39 @@ Result = Appended | Rejected
 
 
 class BatchAppender(Protocol):
-    """What the sequencer needs of a storage: ``Storage.append_batch`` (a
-    :class:`~api.storage.base.Storage`, or :class:`api.appender.ProcessAppender`)."""
+    """What the sequencer needs: append a batch and publish its checkpoint
+    (:class:`PublishingAppender`, or :class:`api.appender.ProcessAppender`)."""
 
     def append_batch(
         self,
         records: Sequence[SignedRecord],
         *,
-        signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
     ) -> list[Appended | Rejected]: ...
+
+
+class PublishingAppender:
+    """In this thread: the log writer appends, then the publisher publishes."""
+
+    def __init__(self, writer: LogWriter, publisher: CheckpointPublisher) -> None:
+        self.writer = writer
+        self.publisher = publisher
+
+    def append_batch(
+        self,
+        records: Sequence[SignedRecord],
+        *,
+        max_age_s: int | None = DEFAULT_MAX_AGE_S,
+    ) -> list[Appended | Rejected]:
+        outcome = self.writer.append_batch(records, max_age_s=max_age_s)
+        return self.publisher.publish_batch(outcome)
 
 
 @runtime_checkable
 class CheckingAppender(BatchAppender, Protocol):
     """A :class:`BatchAppender` that checks each record's Ed25519 signatures itself
     before appending (:class:`api.appender.ProcessAppender`), except those the
-    submitter marked verified: then single submitters need not check them. It
-    renders the HTTP answers (``Appended.answer``) of the records marked ``render``:
-    those of single submissions."""
+    submitter marked verified: then single submitters need not check them."""
 
     verifies_signatures: bool
 
@@ -80,9 +95,7 @@ class CheckingAppender(BatchAppender, Protocol):
         records: Sequence[SignedRecord],
         verified: Sequence[bool],
         *,
-        signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
-        render: Sequence[bool] | None = None,
     ) -> list[Appended | Rejected]: ...
 
 
@@ -100,9 +113,7 @@ class PipelinedAppender(CheckingAppender, Protocol):
         records: Sequence[SignedRecord],
         verified: Sequence[bool],
         *,
-        signer: CheckpointSigner,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
-        render: Sequence[bool] | None = None,
     ) -> int: ...
 
     def receive(self, ticket: int) -> list[Appended | Rejected]: ...
@@ -220,9 +231,8 @@ class _Part:
 class Sequencer:
     """Queues submitted records and sequences them in batches on a background thread.
 
-    ``on_commit(tree_size, checkpoint)`` runs on that thread after each commit and
-    before anyone is answered (the server records the published checkpoint there);
-    if it raises, the batch's submitters get the error. ``on_batch`` receives a
+    ``storage`` appends a batch and publishes its checkpoint before it returns; if
+    either fails, the batch's submitters get the error. ``on_batch`` receives a
     :class:`BatchReport` per batch (metrics); its errors are logged and ignored.
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -230,24 +240,20 @@ class Sequencer:
     def __init__(
         self,
         storage: BatchAppender,
-        signer: CheckpointSigner,
         *,
         batch_max_records: int = 1000,
         batch_max_ms: int = 5,
         queue_size: int = 10_000,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
-        on_commit: Callable[[int, bytes], None] | None = None,
         on_batch: Callable[[BatchReport], None] | None = None,
     ) -> None:
         if batch_max_records < 1 or batch_max_ms < 0 or queue_size < batch_max_records:
             raise ValueError("need batch_max_records >= 1, batch_max_ms >= 0, queue_size >= batch")
         self.storage = storage
-        self.signer = signer
         self.batch_max_records = batch_max_records
         self.batch_max_ms = batch_max_ms
         self.queue_size = queue_size
         self.max_age_s = max_age_s
-        self.on_commit = on_commit
         self.on_batch = on_batch
         self._parts: deque[_Part] = deque()
         self._queued = 0  # records in self._parts
@@ -475,21 +481,11 @@ class Sequencer:
         try:
             checker = self._checker
             if checker is not None:
-                # Those checked by their submitter need no second check; only single
-                # submissions send the answer the checker renders.
+                # Those checked by their submitter need no second check.
                 verified = [part.verified for part in parts for _ in part.records]
-                render = [not part.job.many for part in parts for _ in part.records]
-                results = checker.append_checked(
-                    records,
-                    verified,
-                    signer=self.signer,
-                    max_age_s=self.max_age_s,
-                    render=render,
-                )
+                results = checker.append_checked(records, verified, max_age_s=self.max_age_s)
             else:
-                results = self.storage.append_batch(
-                    records, signer=self.signer, max_age_s=self.max_age_s
-                )
+                results = self.storage.append_batch(records, max_age_s=self.max_age_s)
             self._committed(len(records), results)
         except Exception as e:
             _fail(parts, e)
@@ -517,9 +513,7 @@ class Sequencer:
                     ticket = self._pipe.send(
                         records,
                         [part.verified for part in parts for _ in part.records],
-                        signer=self.signer,
                         max_age_s=self.max_age_s,
-                        render=[not part.job.many for part in parts for _ in part.records],
                     )
                 except Exception as e:
                     self._slots.release()
@@ -561,13 +555,9 @@ class Sequencer:
     # --- both --------------------------------------------------------------------------
 
     def _committed(self, n: int, results: Sequence[Result]) -> None:
-        """Check the storage's answer and run ``on_commit``, before anyone is answered."""
+        """Check the storage's answer, before anyone is answered."""
         if len(results) != n:  # pragma: no cover - storage contract
             raise StorageError("the storage answered the wrong number of results")
-        appended = [r for r in results if isinstance(r, Appended)]
-        if appended and self.on_commit is not None:
-            last = appended[0]
-            self.on_commit(last.tree_size, last.checkpoint)
 
     def _finish(self, parts: list[_Part], results: Sequence[Result], seconds: float) -> None:
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
@@ -607,7 +597,7 @@ def _report(results: Sequence[Result], seconds: float) -> BatchReport:
     size = 0
     for r in results:
         if isinstance(r, Appended):
-            size = r.tree_size
+            size = max(size, r.published.size)
             if r.existing:
                 duplicates += 1
             else:
@@ -632,6 +622,7 @@ __all__ = [
     "Overloaded",
     "OverloadedError",
     "PipelinedAppender",
+    "PublishingAppender",
     "Result",
     "Sequencer",
     "SequencerStopped",

@@ -16,7 +16,9 @@ from logfactory import private_key
 from starlette.responses import JSONResponse
 from test_api_support import Api, check_receipt, now_maker, running_api
 
+from api import answers
 from api.appender import ProcessAppender, _append, _serve, _take
+from api.checkpoints import CheckpointPublisher
 from api.published import PublishedCheckpoint
 from api.storage.base import Appended, Rejected, StorageUnavailableError
 from api.storage.sql import SqlStorage
@@ -121,7 +123,7 @@ def test_a_child_that_dies_mid_batch_fails_that_batch_only(
         pid = appender._process.pid if appender._process is not None else None
         conn.send("not a batch")  # the child cannot unpack it and dies
         with pytest.raises(StorageUnavailableError, match="submit again"):
-            appender.append_batch([m.register("b")], signer=api.service.note_signer, max_age_s=None)
+            appender.append_batch([m.register("b")], max_age_s=None)
         # The next batch starts a new child; nothing was lost, nothing doubled.
         doc = api.submit(m.register("b"))
         assert doc["index"] == first["index"] + 1
@@ -158,19 +160,14 @@ def test_results_carry_their_proof_not_the_batch_hashes(database_url: str, tmp_p
     with running_api(database_url, tmp_path / "data") as api:
         m = now_maker()
         records = [m.register(x) for x in "abcde"]
-        results = _appender(api).append_batch(
-            [*records, records[0]], signer=api.service.note_signer, max_age_s=None
-        )
+        results = _appender(api).append_batch([*records, records[0]], max_age_s=None)
         assert [type(r) for r in results] == [Appended] * 6
         for r in results[:5]:
-            assert isinstance(r, Appended) and r.hashes is None and r.proof is not None
-            assert r.held_proof() == list(r.proof)
-            assert r.entry is not None
+            assert isinstance(r, Appended) and r.proof is not None and r.entry is not None
+            assert r.published.size == 5
         dup = results[5]
         assert isinstance(dup, Appended) and dup.existing and dup.index == 0
-        forged = _appender(api).append_batch(
-            [_forged(m.register("f"))], signer=api.service.note_signer, max_age_s=None
-        )
+        forged = _appender(api).append_batch([_forged(m.register("f"))], max_age_s=None)
         assert isinstance(forged[0], Rejected) and forged[0].code == "bad_signature"
 
 
@@ -179,32 +176,29 @@ def test_a_record_the_child_cannot_parse_is_refused_alone(
 ) -> None:
     with running_api(database_url, tmp_path / "data") as api:
         good = now_maker().register("a")
-        published: list[int] = []
         results = _append(
             api.service.storage,
-            api.service.note_signer,
+            api.service.publisher,
             texts=[b"not a record\n", good.encode()],
             verified=[False, False],
             max_age_s=None,
-            on_commit=lambda size, _cp: published.append(size),
         )
         bad, ok = results
         assert isinstance(bad, Rejected) and bad.code == "malformed"
         assert isinstance(ok, Appended) and ok.index == 0 and ok.proof is not None
-        assert published == [1]
+        assert ok.published == api.service.storage.head() and ok.published.size == 1
 
 
-def test_the_child_renders_each_new_entrys_answer(database_url: str, tmp_path: Path) -> None:
-    """The bytes the route sends for a new entry are those it rendered itself before."""
+def test_a_new_entrys_answer_is_built_from_its_result(database_url: str, tmp_path: Path) -> None:
+    """The child's results hold a new entry's bytes and proof: the route builds the
+    answer from them (api.answers) as FastAPI renders it, 201 with its Location."""
     with running_api(database_url, tmp_path / "data") as api:
         m = now_maker()
         records = [m.register(x) for x in "abc"]
-        results = _appender(api).append_batch(
-            [*records, records[0]], signer=api.service.note_signer, max_age_s=None
-        )
+        results = _appender(api).append_batch([*records, records[0]], max_age_s=None)
         for record, r in zip(records, results, strict=False):
             assert isinstance(r, Appended) and r.proof is not None and r.entry is not None
-            receipt = Receipt(r.index, r.proof, r.checkpoint).encode()
+            receipt = Receipt(r.index, r.proof, r.published.checkpoint).encode()
             expected = JSONResponse(
                 {
                     "index": r.index,
@@ -213,13 +207,14 @@ def test_the_child_renders_each_new_entrys_answer(database_url: str, tmp_path: P
                     "existing": False,
                     "entry": base64.b64encode(r.entry).decode(),
                     "receipt": receipt.decode(),
-                    "checkpoint": r.checkpoint.decode(),
+                    "checkpoint": r.published.checkpoint.decode(),
                 }
             ).body
-            assert r.answer == expected
+            doc = answers.accepted_document(None, record.record_id, r)
+            assert answers.render_json(doc) == expected
         dup = results[3]
-        assert isinstance(dup, Appended) and dup.existing and dup.answer is None
-        # Over HTTP: the same bytes, 201, and the entry's Location.
+        assert isinstance(dup, Appended) and dup.existing and dup.entry is None
+        # Over HTTP: 201, and the entry's Location.
         record = m.register("d")
         resp = api.post("/api/v1/records", content=record.encode())
         assert resp.status_code == 201
@@ -228,7 +223,7 @@ def test_the_child_renders_each_new_entrys_answer(database_url: str, tmp_path: P
         assert resp.headers["location"] == f"/api/v1/entries/{doc['index']}"
         assert doc["record_id"] == record.record_id.hex() and doc["existing"] is False
         assert check_receipt(api, doc["receipt"], _entry(doc), doc["index"]) == doc["index"] + 1
-        # An identical resubmission is answered by the route: 200, the same entry.
+        # An identical resubmission reads what it needs: 200, the same entry.
         again = api.submit(record, 200)
         assert again["existing"] is True
         assert {k: again[k] for k in ("index", "leaf_hash", "record_id", "entry")} == {
@@ -236,21 +231,9 @@ def test_the_child_renders_each_new_entrys_answer(database_url: str, tmp_path: P
         }
 
 
-def test_only_single_submissions_get_a_rendered_answer(database_url: str, tmp_path: Path) -> None:
-    """The child renders the HTTP answer of a single submission, never of a bulk
-    import's records (whose answer is built differently); both carry their proof."""
+def test_bulk_imports_answer_with_receipts(database_url: str, tmp_path: Path) -> None:
     with running_api(database_url, tmp_path / "data") as api:
-        sequencer = api.service.sequencer
-        assert sequencer is not None and sequencer.verifies_signatures
         m = now_maker()
-        bulk = sequencer.submit_many([m.register(x) for x in "abc"], timeout=30)
-        single = sequencer.submit(m.register("d"), timeout=30)
-        for r in bulk:
-            assert isinstance(r, Appended) and not r.existing
-            assert r.answer is None and r.proof is not None and r.entry is not None
-        assert isinstance(single, Appended) and single.answer is not None
-        assert single.proof is not None
-        # And a bulk import over HTTP still answers each record, with receipts if asked.
         batch = api.batch([m.register("e"), m.register("f")], receipts="true")
         for item in batch["results"]:
             assert item["status"] == 201
@@ -259,22 +242,17 @@ def test_only_single_submissions_get_a_rendered_answer(database_url: str, tmp_pa
             cp = verify_receipt(parsed, leaf, [parse_vkey(api.vkey)], ORIGIN)
             assert parsed.index == item["index"] and cp.size > item["index"]
         with pytest.raises(ValueError, match="flag per record"):
-            _appender(api).append_checked(
-                [m.register("g")],
-                [False],
-                signer=api.service.note_signer,
-                render=[True, False],
-            )
+            _appender(api).append_checked([m.register("g")], [False, True])
 
 
 def test_batches_sent_ahead_are_answered_in_order(database_url: str, tmp_path: Path) -> None:
     """Several batches sent before any answer: each ticket gets its own results, in
     the order sent, whichever ticket is asked for first."""
     with running_api(database_url, tmp_path / "data") as api:
-        appender, signer = _appender(api), api.service.note_signer
+        appender = _appender(api)
         m = now_maker()
         batches = [[m.register(f"{i}{x}") for x in "ab"] for i in range(4)]
-        tickets = [appender.send(b, [False, False], signer=signer, max_age_s=None) for b in batches]
+        tickets = [appender.send(b, [False, False], max_age_s=None) for b in batches]
         order = [2, 0, 3, 1]
         got = {t: appender.receive(tickets[t]) for t in order}
         indexes = [r.index for t in range(4) for r in got[t] if isinstance(r, Appended)]
@@ -288,26 +266,23 @@ def test_the_child_sequences_waiting_batches_together(tmp_path: Path) -> None:
     each is answered with its own results; a different max_age_s is not merged."""
     storage = SqlStorage(f"sqlite:///{tmp_path / 'l.db'}", origin=ORIGIN)
     signer = NoteSigner(private_key("log"), ORIGIN)
-    storage.init_log(signer)
+    storage.init_log()
+    publisher = CheckpointPublisher(storage, signer, None)
     m = now_maker()
     ours, theirs = Pipe()
-    msgs = [
-        ([m.register(f"{i}{x}").encode() for x in "abc"], [False] * 3, [False] * 3, None)
-        for i in range(3)
-    ]
-    msgs.append(([m.register("z").encode()], [False], [False], 3600))
+    msgs = [([m.register(f"{i}{x}").encode() for x in "abc"], [False] * 3, None) for i in range(3)]
+    msgs.append(([m.register("z").encode()], [False], 3600))
     for msg in msgs:
         ours.send(msg)
-    published: list[int] = []
     taken = _take(theirs)
     assert len(taken) == 4  # the last is taken, then sequenced apart
-    _serve(theirs, taken, storage, signer, lambda size, _cp: published.append(size))
-    answers = [ours.recv() for _ in msgs]
-    assert [a[0] for a in answers] == ["ok"] * 4
-    assert [[r.index for r in a[1]] for a in answers] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
-    assert {r.tree_size for a in answers[:3] for r in a[1]} == {9}
-    assert answers[3][1][0].tree_size == 10
-    assert published == [9, 10]
+    _serve(theirs, taken, storage, publisher)
+    got = [ours.recv() for _ in msgs]
+    assert [a[0] for a in got] == ["ok"] * 4
+    assert [[r.index for r in a[1]] for a in got] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert {r.published.size for a in got[:3] for r in a[1]} == {9}
+    assert got[3][1][0].published.size == 10
+    assert [c.size for c in storage.checkpoints()] == [9, 10]
     ours.send("not a batch")
     with pytest.raises(RuntimeError, match="not a batch message"):
         _take(theirs)
@@ -321,16 +296,14 @@ def test_a_child_that_dies_fails_every_batch_it_had(database_url: str, tmp_path:
     they committed is unknown to their submitters), and the next batch starts a new
     child that continues the same log."""
     with running_api(database_url, tmp_path / "data") as api:
-        appender, signer = _appender(api), api.service.note_signer
+        appender = _appender(api)
         m = now_maker()
         api.submit(m.register("a"))
         _, process = appender._ensure()
         assert process.pid is not None
         os.kill(process.pid, signal.SIGSTOP)  # alive, so both go to this child
         try:
-            tickets = [
-                appender.send([m.register(x)], [False], signer=signer, max_age_s=None) for x in "bc"
-            ]
+            tickets = [appender.send([m.register(x)], [False], max_age_s=None) for x in "bc"]
         finally:
             os.kill(process.pid, signal.SIGKILL)
         for t in tickets:

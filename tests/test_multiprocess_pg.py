@@ -17,9 +17,10 @@ import multiprocessing
 import threading
 from typing import Any
 
-from conftest import ORIGIN, T0, Maker, log_signer
+from conftest import ORIGIN, Maker, log_signer
 
-from api.sequencer import Sequencer
+from api.checkpoints import CheckpointPublisher
+from api.sequencer import PublishingAppender, Sequencer
 from api.storage.base import Appended
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
@@ -40,9 +41,8 @@ def _worker(url: str, own: list[bytes], shared: list[bytes], out: Any) -> None:
     results: list[tuple[str, int, bool, str]] = []  # (record id, index, existing, leaf)
     lock = threading.Lock()
     try:
-        with Sequencer(
-            storage, log_signer(), batch_max_records=8, batch_max_ms=1, max_age_s=None
-        ) as seq:
+        appender = PublishingAppender(storage, CheckpointPublisher(storage, log_signer(), None))
+        with Sequencer(appender, batch_max_records=8, batch_max_ms=1, max_age_s=None) as seq:
 
             def submit_own(records: list[bytes]) -> None:
                 for data in records:
@@ -141,8 +141,9 @@ def test_processes_sequencing_concurrently_make_one_log(
 
     storage = SqlStorage(database_url, origin=ORIGIN)
     try:
-        storage.init_log(signer, time_ms=T0 * 1000)
-        storage.append_batch([author, statement], signer=signer, max_age_s=None)
+        storage.init_log()
+        appender = PublishingAppender(storage, CheckpointPublisher(storage, signer, None))
+        appender.append_batch([author, statement], max_age_s=None)
 
         ctx = multiprocessing.get_context("spawn")
         out = ctx.Queue()

@@ -9,13 +9,15 @@ from collections.abc import Sequence
 import pytest
 from conftest import T0, Maker
 
+from api.checkpoints import CheckpointPublisher
 from api.sequencer import (
     BatchReport,
     OverloadedError,
+    PublishingAppender,
     Sequencer,
     SequencerStoppedError,
 )
-from api.storage.base import Appended, CheckpointSigner, Rejected, StorageError
+from api.storage.base import Appended, LogHead, Rejected, StorageError
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
 from ledger.core.entry import parse_entry
@@ -37,8 +39,6 @@ class FakeStorage:
         self,
         records: Sequence[SignedRecord],
         *,
-        signer: CheckpointSigner,
-        time_ms: int | None = None,
         max_age_s: int | None = None,
     ) -> list[Appended | Rejected]:
         self.entered.set()
@@ -46,23 +46,19 @@ class FakeStorage:
         if self.fail is not None:
             raise self.fail
         self.batches.append(list(records))
-        out: list[Appended | Rejected] = []
+        out: list[tuple[int, bytes] | Rejected] = []
         for r in records:
             if r.body.TYPE == "withdraw":
                 out.append(Rejected("not_endorsed", "no"))
             else:
-                out.append(Appended(self.size, r.record_id, False, 0, b""))
+                out.append((self.size, r.record_id))
                 self.size += 1
-        return [
-            Appended(o.index, o.leaf_hash, False, self.size, b"cp %d" % self.size)
-            if isinstance(o, Appended)
-            else o
-            for o in out
-        ]
+        head = LogHead(self.size, bytes(32), b"cp %d" % self.size)
+        return [o if isinstance(o, Rejected) else Appended(*o, False, head) for o in out]
 
 
 def make_sequencer(storage: object, signer: NoteSigner, **kw: object) -> Sequencer:
-    return Sequencer(storage, signer, **kw)  # type: ignore[arg-type]
+    return Sequencer(storage, **kw)  # type: ignore[arg-type]
 
 
 def test_results_come_in_order_in_batches_of_at_most_n(signer: NoteSigner, maker: Maker) -> None:
@@ -98,27 +94,45 @@ def test_waiting_records_are_sequenced_together(signer: NoteSigner, maker: Maker
     assert [len(b) for b in fake.batches] == [1, 20]
 
 
-def test_answers_come_after_on_commit(signer: NoteSigner, maker: Maker) -> None:
+def test_answers_come_after_the_checkpoint_is_published(
+    storage: SqlStorage, signer: NoteSigner, maker: Maker
+) -> None:
     events: list[str] = []
-    fake = FakeStorage()
+    publisher = CheckpointPublisher(storage, signer, None)
+    publish = publisher.publish
 
-    def on_commit(size: int, checkpoint: bytes) -> None:
-        events.append(f"commit {size} {checkpoint.decode()}")
+    def spy(size: int, root: bytes) -> LogHead:
+        head = publish(size, root)
+        events.append(f"published {head.size}")
+        return head
 
-    with make_sequencer(fake, signer, on_commit=on_commit) as seq:
+    publisher.publish = spy  # type: ignore[method-assign]
+    with Sequencer(PublishingAppender(storage, publisher), max_age_s=None) as seq:
         result = seq.submit(maker.register("a"))
         events.append("answered")
-    assert isinstance(result, Appended) and result.tree_size == 1
-    assert events == ["commit 1 cp 1", "answered"]
+    assert isinstance(result, Appended) and result.published == storage.head()
+    assert result.published.size == 1 and result.proof is not None
+    assert events == ["published 1", "answered"]
 
 
-def test_a_failed_on_commit_fails_the_submission(signer: NoteSigner, maker: Maker) -> None:
-    def on_commit(size: int, checkpoint: bytes) -> None:
+def test_a_failed_publication_fails_the_submission(
+    storage: SqlStorage, signer: NoteSigner, maker: Maker
+) -> None:
+    publisher = CheckpointPublisher(storage, signer, None)
+
+    def fail(size: int, root: bytes) -> LogHead:
         raise OSError("disk full")
 
-    seq = make_sequencer(FakeStorage(), signer, on_commit=on_commit)
+    publisher.publish = fail  # type: ignore[method-assign]
+    record = maker.register("a")
+    seq = Sequencer(PublishingAppender(storage, publisher), max_age_s=None)
     with seq, pytest.raises(OSError, match="disk full"):
-        seq.submit(maker.register("a"))
+        seq.submit(record)
+    # Committed, not published: a retry with a working publisher answers the entry.
+    good = PublishingAppender(storage, CheckpointPublisher(storage, signer, None))
+    with Sequencer(good, max_age_s=None) as seq:
+        again = seq.submit(record)
+    assert isinstance(again, Appended) and again.existing and again.published.size == 1
 
 
 def test_rejections_are_answers(signer: NoteSigner, maker: Maker) -> None:
@@ -197,7 +211,8 @@ def test_many_threads_one_log(storage: SqlStorage, signer: NoteSigner) -> None:
     statement = base[1].record_id
     results: dict[int, list[Appended | Rejected]] = {}
     # Signed in 2026, sequenced now: no age limit (max_age_s=None).
-    with Sequencer(storage, signer, batch_max_records=16, batch_max_ms=2, max_age_s=None) as seq:
+    appender = PublishingAppender(storage, CheckpointPublisher(storage, signer, None))
+    with Sequencer(appender, batch_max_records=16, batch_max_ms=2, max_age_s=None) as seq:
         assert all(isinstance(r, Appended) for r in seq.submit_many(base))
 
         def work(k: int) -> None:

@@ -263,6 +263,10 @@ def test_prepare_on_postgres(pg_url: str, tmp_path: Path, now_maker: Maker) -> N
         conn.exec_driver_sql("DELETE FROM tree_hashes")
         conn.exec_driver_sql(
             "UPDATE log_head SET size = 0, root = decode("
+            "'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex')"
+        )
+        conn.exec_driver_sql(
+            "UPDATE published_checkpoint SET size = 0, root = decode("
             "'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex'), "
             "checkpoint = (SELECT checkpoint FROM checkpoints WHERE size = 0)"
         )

@@ -44,10 +44,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api.answers import accepted_document, render_json
+from api import answers
 from api.problems import ProblemError, from_ledger_error, sentence, status_for
 from api.routes.deps import AppContext, get_context
-from api.routes.log import make_receipt, read_entry
 from api.routes.schemas import (
     EX_ENDORSEMENT,
     BatchItem,
@@ -60,7 +59,6 @@ from api.routes.schemas import (
 from api.sequencer import Sequencer, SequencerStopped
 from api.storage.base import Appended, Rejected
 from ledger.core.errors import LedgerError
-from ledger.core.receipt import Receipt
 from ledger.core.records import (
     MAX_RECORD_SIZE,
     SignedRecord,
@@ -196,26 +194,6 @@ def _rejected(r: Rejected) -> ProblemError:
     )
 
 
-def _accepted(ctx: AppContext, record: SignedRecord, a: Appended) -> dict[str, Any]:
-    """The answer's document (a :class:`RecordAccepted`), reading what the result lacks."""
-    proof = a.held_proof() if a.entry is not None else None
-    if a.entry is not None and proof is not None:
-        # A new entry: the sequencer's result holds its bytes and the hashes of its proof.
-        entry, receipt = a.entry, Receipt(a.index, tuple(proof), a.checkpoint).encode()
-    else:  # an existing entry: read it, and prove it against the batch's checkpoint
-        entry = read_entry(ctx, a.index)
-        receipt = make_receipt(ctx, a.index, a.tree_size, a.checkpoint)
-    return accepted_document(
-        index=a.index,
-        leaf_hash=a.leaf_hash,
-        record_id=record.record_id,
-        existing=a.existing,
-        entry=entry,
-        receipt=receipt,
-        checkpoint=a.checkpoint,
-    )
-
-
 _RECORD_BODY = {
     "requestBody": {
         "required": True,
@@ -278,15 +256,14 @@ async def submit_record(request: Request) -> Response:
     if isinstance(result, Rejected):
         raise _rejected(result)
     location = {"Location": f"/api/v1/entries/{result.index}"}
-    if result.answer is not None and not result.existing:
-        # Rendered by the sequencing child (api.appender): nothing to build here.
-        return Response(result.answer, status_code=201, headers=location, media_type=JSON)
-    if result.entry is not None and (result.proof is not None or result.hashes is not None):
-        accepted = _accepted(ctx, record, result)  # no I/O: stay on the event loop
+    if answers.held(result):  # no I/O: stay on the event loop
+        accepted = answers.accepted_document(None, record.record_id, result)
     else:
-        accepted = await run_in_threadpool(_accepted, ctx, record, result)
+        accepted = await run_in_threadpool(
+            answers.accepted_document, ctx.storage, record.record_id, result
+        )
     return Response(
-        render_json(accepted),
+        answers.render_json(accepted),
         status_code=200 if result.existing else 201,
         headers=location,
         media_type=JSON,
@@ -380,21 +357,15 @@ async def submit_batch(
                 record_id=record.record_id.hex(),
             )
             appended.append((i, result))
-            if result.tree_size > tree_size:
-                tree_size, checkpoint = result.tree_size, result.checkpoint
+            if result.published.size > tree_size:
+                tree_size, checkpoint = result.published.size, result.published.checkpoint
         if receipts and appended:
 
             def add_receipts() -> None:
                 for i, a in appended:
                     item = items[i]
                     assert item is not None
-                    proof = a.held_proof()
-                    receipt = (
-                        make_receipt(ctx, a.index, a.tree_size, a.checkpoint)
-                        if proof is None
-                        else Receipt(a.index, tuple(proof), a.checkpoint).encode()
-                    )
-                    item.receipt = receipt.decode()
+                    item.receipt = answers.appended_receipt(ctx.storage, a).decode()
 
             await run_in_threadpool(add_receipts)
     if not checkpoint:
