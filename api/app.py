@@ -46,7 +46,7 @@ from api.publish import start_publisher
 from api.routes import ROUTERS
 from api.routes.deps import AppContext
 from api.routes.records import BATCH_PATH
-from api.sequencer import Sequencer
+from api.sequencing.queue import Sequencer
 from api.server import Service, prepare
 from api.settings import Settings
 from api.storage.base import ReadStorage

@@ -45,11 +45,12 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from api.appender import ProcessAppender
 from api.checkpoints import CheckpointPublisher
 from api.logkey import load_log_key
 from api.published import PublishedCheckpoint
-from api.sequencer import BatchAppender, BatchReport, PublishingAppender, Sequencer
+from api.sequencing.batch import Appender, InThreadAppender
+from api.sequencing.child import ChildAppender
+from api.sequencing.queue import BatchReport, Sequencer
 from api.settings import Settings
 from api.storage.base import LogHead, StorageError, TreeHead
 from api.storage.sql import SqlStorage
@@ -92,20 +93,20 @@ class Service:
     head: LogHead
     warnings: list[str] = field(default_factory=list)
     sequencer: Sequencer | None = None
-    appender: ProcessAppender | None = None
+    appender: Appender | None = None
 
     def start_sequencer(self, on_batch: Callable[[BatchReport], None] | None = None) -> Sequencer:
         """Start this process's sequencer with the configured batching."""
         if self.sequencer is not None:
             return self.sequencer
         s = self.settings
-        target: BatchAppender = PublishingAppender(self.storage, self.publisher)
-        if s.sequencer_process:
-            # The child process publishes each checkpoint itself (api.appender).
-            self.appender = ProcessAppender(s).start()
-            target = self.appender
+        if self.appender is None and s.sequencer_process:
+            # The child process publishes each checkpoint itself (api.sequencing.child).
+            self.appender = ChildAppender(s).start()
+        elif self.appender is None:
+            self.appender = InThreadAppender(self.storage, self.publisher)
         self.sequencer = Sequencer(
-            target,
+            self.appender,
             batch_max_records=s.batch_max_records,
             batch_max_ms=s.batch_max_ms,
             queue_size=s.queue_size,

@@ -1,5 +1,5 @@
-"""Sequencing in a child process (api.appender): same answers as in a thread, and
-a child that dies or is interrupted loses nothing and stops nothing for good."""
+"""Sequencing in a child process (api.sequencing.child): same answers as in a thread,
+and a child that dies or is interrupted loses nothing and stops nothing for good."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from starlette.responses import JSONResponse
 from test_api_support import Api, check_receipt, now_maker, running_api
 
 from api import answers
-from api.appender import ProcessAppender, _append, _serve, _take
 from api.checkpoints import CheckpointPublisher
 from api.published import PublishedCheckpoint
+from api.sequencing.batch import Batch, append_checked
+from api.sequencing.child import ChildAppender, _parsed, _serve, _take
 from api.storage.base import Appended, Rejected, StorageUnavailableError
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
@@ -78,7 +79,7 @@ def test_both_sequencers_give_the_same_answers(
     database_url: str, tmp_path: Path, in_process: bool
 ) -> None:
     with running_api(database_url, tmp_path / "data", sequencer_process=in_process) as api:
-        assert (api.service.appender is not None) is in_process
+        assert isinstance(api.service.appender, ChildAppender) is in_process
         seen = _scenario(api)
     again = seen[7]
     assert seen[:7] == [
@@ -105,9 +106,9 @@ def test_the_child_records_the_published_checkpoint(database_url: str, tmp_path:
         assert (cp.origin, cp.size) == (ORIGIN, doc["index"] + 1)
 
 
-def _appender(api: Api) -> ProcessAppender:
+def _appender(api: Api) -> ChildAppender:
     appender = api.service.appender
-    assert appender is not None
+    assert isinstance(appender, ChildAppender)
     return appender
 
 
@@ -119,15 +120,15 @@ def test_a_child_that_dies_mid_batch_fails_that_batch_only(
         reg_a = m.register("a")
         first = api.submit(reg_a)
         appender = _appender(api)
-        conn, _ = appender._ensure()
-        pid = appender._process.pid if appender._process is not None else None
-        conn.send("not a batch")  # the child cannot unpack it and dies
+        child = appender._current()
+        pid = child.process.pid
+        child.conn.send("not a batch")  # the child cannot unpack it and dies
         with pytest.raises(StorageUnavailableError, match="submit again"):
-            appender.append_batch([m.register("b")], max_age_s=None)
+            appender.submit(Batch([m.register("b")], None)).result(30)
         # The next batch starts a new child; nothing was lost, nothing doubled.
         doc = api.submit(m.register("b"))
         assert doc["index"] == first["index"] + 1
-        assert appender._process is not None and appender._process.pid != pid
+        assert appender.process is not None and appender.process.pid != pid
         assert api.submit(reg_a, 200)["index"] == first["index"]
 
 
@@ -135,7 +136,7 @@ def test_a_killed_child_is_replaced(database_url: str, tmp_path: Path) -> None:
     with running_api(database_url, tmp_path / "data") as api:
         m = now_maker()
         api.submit(m.register("a"))
-        process = _appender(api)._process
+        process = _appender(api).process
         assert process is not None and process.pid is not None
         os.kill(process.pid, signal.SIGKILL)
         process.join(10)
@@ -148,7 +149,7 @@ def test_the_child_ignores_ctrl_c(database_url: str, tmp_path: Path) -> None:
     """Ctrl-C reaches the whole process group: the child must finish the queue with
     its parent, not die mid-batch."""
     with running_api(database_url, tmp_path / "data") as api:
-        process = _appender(api)._process
+        process = _appender(api).process
         assert process is not None and process.pid is not None
         os.kill(process.pid, signal.SIGINT)
         doc = api.submit(now_maker().register("a"))
@@ -160,14 +161,14 @@ def test_results_carry_their_proof_not_the_batch_hashes(database_url: str, tmp_p
     with running_api(database_url, tmp_path / "data") as api:
         m = now_maker()
         records = [m.register(x) for x in "abcde"]
-        results = _appender(api).append_batch([*records, records[0]], max_age_s=None)
+        results = _appender(api).submit(Batch([*records, records[0]], None)).result(30)
         assert [type(r) for r in results] == [Appended] * 6
         for r in results[:5]:
             assert isinstance(r, Appended) and r.proof is not None and r.entry is not None
             assert r.published.size == 5
         dup = results[5]
         assert isinstance(dup, Appended) and dup.existing and dup.index == 0
-        forged = _appender(api).append_batch([_forged(m.register("f"))], max_age_s=None)
+        forged = _appender(api).submit(Batch([_forged(m.register("f"))], None)).result(30)
         assert isinstance(forged[0], Rejected) and forged[0].code == "bad_signature"
 
 
@@ -176,12 +177,11 @@ def test_a_record_the_child_cannot_parse_is_refused_alone(
 ) -> None:
     with running_api(database_url, tmp_path / "data") as api:
         good = now_maker().register("a")
-        results = _append(
+        results = append_checked(
             api.service.storage,
             api.service.publisher,
-            texts=[b"not a record\n", good.encode()],
-            verified=[False, False],
-            max_age_s=None,
+            [_parsed(b"not a record\n"), _parsed(good.encode())],
+            None,
         )
         bad, ok = results
         assert isinstance(bad, Rejected) and bad.code == "malformed"
@@ -195,7 +195,7 @@ def test_a_new_entrys_answer_is_built_from_its_result(database_url: str, tmp_pat
     with running_api(database_url, tmp_path / "data") as api:
         m = now_maker()
         records = [m.register(x) for x in "abc"]
-        results = _appender(api).append_batch([*records, records[0]], max_age_s=None)
+        results = _appender(api).submit(Batch([*records, records[0]], None)).result(30)
         for record, r in zip(records, results, strict=False):
             assert isinstance(r, Appended) and r.proof is not None and r.entry is not None
             receipt = Receipt(r.index, r.proof, r.published.checkpoint).encode()
@@ -241,24 +241,20 @@ def test_bulk_imports_answer_with_receipts(database_url: str, tmp_path: Path) ->
             leaf = bytes.fromhex(item["leaf_hash"])
             cp = verify_receipt(parsed, leaf, [parse_vkey(api.vkey)], ORIGIN)
             assert parsed.index == item["index"] and cp.size > item["index"]
-        with pytest.raises(ValueError, match="flag per record"):
-            _appender(api).append_checked([m.register("g")], [False, True])
 
 
 def test_batches_sent_ahead_are_answered_in_order(database_url: str, tmp_path: Path) -> None:
-    """Several batches sent before any answer: each ticket gets its own results, in
-    the order sent, whichever ticket is asked for first."""
+    """Several batches sent before any answer: each future gets its own outcomes, in
+    the order sent, whichever is waited for first."""
     with running_api(database_url, tmp_path / "data") as api:
         appender = _appender(api)
         m = now_maker()
         batches = [[m.register(f"{i}{x}") for x in "ab"] for i in range(4)]
-        tickets = [appender.send(b, [False, False], max_age_s=None) for b in batches]
+        futures = [appender.submit(Batch(b, None)) for b in batches]
         order = [2, 0, 3, 1]
-        got = {t: appender.receive(tickets[t]) for t in order}
+        got = {t: futures[t].result(30) for t in order}
         indexes = [r.index for t in range(4) for r in got[t] if isinstance(r, Appended)]
         assert indexes == list(range(8))
-        with pytest.raises(ValueError, match="waiting for its answer"):
-            appender.receive(tickets[0])
 
 
 def test_the_child_sequences_waiting_batches_together(tmp_path: Path) -> None:
@@ -270,8 +266,8 @@ def test_the_child_sequences_waiting_batches_together(tmp_path: Path) -> None:
     publisher = CheckpointPublisher(storage, signer, None)
     m = now_maker()
     ours, theirs = Pipe()
-    msgs = [([m.register(f"{i}{x}").encode() for x in "abc"], [False] * 3, None) for i in range(3)]
-    msgs.append(([m.register("z").encode()], [False], 3600))
+    msgs = [([m.register(f"{i}{x}").encode() for x in "abc"], None) for i in range(3)]
+    msgs.append(([m.register("z").encode()], 3600))
     for msg in msgs:
         ours.send(msg)
     taken = _take(theirs)
@@ -299,17 +295,17 @@ def test_a_child_that_dies_fails_every_batch_it_had(database_url: str, tmp_path:
         appender = _appender(api)
         m = now_maker()
         api.submit(m.register("a"))
-        _, process = appender._ensure()
+        process = appender._current().process
         assert process.pid is not None
         os.kill(process.pid, signal.SIGSTOP)  # alive, so both go to this child
         try:
-            tickets = [appender.send([m.register(x)], [False], max_age_s=None) for x in "bc"]
+            futures = [appender.submit(Batch([m.register(x)], None)) for x in "bc"]
         finally:
             os.kill(process.pid, signal.SIGKILL)
-        for t in tickets:
+        for f in futures:
             with pytest.raises(StorageUnavailableError, match="submit again"):
-                appender.receive(t)
+                f.result(30)
         doc = api.submit(m.register("d"))
         assert doc["index"] == 1
-        assert appender._process is not None and appender._process.pid != process.pid
+        assert appender.process is not None and appender.process.pid != process.pid
         assert check_receipt(api, doc["receipt"], _entry(doc), 1) == 2

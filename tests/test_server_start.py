@@ -120,7 +120,7 @@ def append_some(service: Service, maker: Maker, labels: list[str]) -> int:
     """Sequence registrations through the service's sequencer; return the new size."""
     seq = service.start_sequencer()
     for label in labels:
-        r = seq.submit(maker.register(label))
+        (r,) = seq.submit_many_async([maker.register(label)]).result(60)
         assert isinstance(r, Appended) and not r.existing
     seq.stop()
     service.sequencer = None

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 
 from api.metrics import Metrics
 from api.problems import ProblemError
-from api.sequencer import Sequencer
+from api.sequencing.queue import Sequencer
 from api.settings import Settings
 from api.storage.base import ReadStorage
 from ledger.core.encoding import parse_uint

@@ -8,10 +8,11 @@ The service, in order:
    answers 413 ``entry_too_large``);
 2. parses it strictly (``ledger.core.records.parse_record``: 400 ``malformed``, or 422
    ``missing_signature``...), checks its ``log`` is this log (422 ``wrong_log``) and
-   verifies its signatures under the Ed25519 acceptance rule
-   (``ledger.core.records.verify_signatures``: 422 ``bad_signature``, ``wrong_signer``...);
-3. hands it to the sequencer, which applies the semantic rules against the log in
-   the batch's transaction and answers after the commit: 409 for a record that
+   its signers (``ledger.core.records.check_signers``: 422 ``wrong_signer``...);
+3. hands it to the sequencer (``api.sequencing``), whose appender verifies its
+   signatures under the Ed25519 acceptance rule (422 ``bad_signature``), applies the
+   semantic rules against the log in the batch's transaction and answers after the
+   commit and the checkpoint's publication: 409 for a record that
    conflicts with the log's state (``already_endorsed``, ``already_registered``,
    ``not_endorsed``, ``replay``, ``key_reused``, ``already_revoked``), 422 for one
    that can never be sequenced as it is (``clock_skew``, ``too_old``,
@@ -56,7 +57,7 @@ from api.routes.schemas import (
     RecordSubmission,
     problem_responses,
 )
-from api.sequencer import Sequencer, SequencerStopped
+from api.sequencing.queue import Sequencer, SequencerStoppedError
 from api.storage.base import Appended, Rejected
 from ledger.core.errors import LedgerError
 from ledger.core.records import (
@@ -64,7 +65,6 @@ from ledger.core.records import (
     SignedRecord,
     check_signers,
     parse_record,
-    verify_signatures,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
@@ -134,14 +134,11 @@ def record_bytes(media: str, charset: str | None, raw: bytes) -> bytes:
     raise _unsupported(media, "text/plain; charset=utf-8, or application/json")
 
 
-def check_record(ctx: AppContext, data: bytes, *, verify: bool = False) -> SignedRecord:
-    """Parse strictly and verify signatures; raise ProblemError (counted in the metrics).
-
-    When the sequencer checks the Ed25519 signatures itself (in its own process, off
-    this one's GIL: ``api.appender``), only the signers are checked here
-    (``check_signers``), unless ``verify``; a bad signature is then answered by the
-    sequencer, with the same code and status.
-    """
+def check_record(ctx: AppContext, data: bytes) -> SignedRecord:
+    """Parse strictly and check the log and the signers; raise ProblemError (counted in
+    the metrics). The Ed25519 signatures are verified by the sequencer's appender (in
+    its own process, off this one's GIL: ``api.sequencing.child``), which answers a
+    bad one with the same code and status."""
     try:
         if len(data) > MAX_RECORD_SIZE:
             raise ProblemError(
@@ -162,11 +159,7 @@ def check_record(ctx: AppContext, data: bytes, *, verify: bool = False) -> Signe
                     expected=ctx.origin,
                     found=record.body.log,
                 )
-            seq = ctx.sequencer
-            if not verify and seq is not None and seq.verifies_signatures:
-                check_signers(record)
-            else:
-                verify_signatures(record)
+            check_signers(record)
         except LedgerError as e:
             raise from_ledger_error(e) from None
         except ValueError as e:  # a parser bug must still not answer 500
@@ -179,7 +172,7 @@ def check_record(ctx: AppContext, data: bytes, *, verify: bool = False) -> Signe
 
 def _sequencer(ctx: AppContext) -> Sequencer:
     if ctx.sequencer is None:
-        raise SequencerStopped("the sequencer is not running")
+        raise SequencerStoppedError("the sequencer is not running")
     return ctx.sequencer
 
 
@@ -306,9 +299,7 @@ def _check_batch(
                 raise ProblemError(
                     "invalid_request", "Each record must be a JSON string.", status=422
                 )
-            # Checked here, always: while the sequencer appends one batch, this
-            # checks the next (api.appender.ProcessAppender.append_checked).
-            valid.append((i, check_record(ctx, _utf8(text, "The record"), verify=True)))
+            valid.append((i, check_record(ctx, _utf8(text, "The record"))))
         except ProblemError as p:
             items[i] = BatchItem(status=p.status, code=p.code, detail=p.detail)
     return items, valid
@@ -342,7 +333,7 @@ async def submit_batch(
     tree_size = -1
     if valid:
         results = await asyncio.wrap_future(
-            _sequencer(ctx).submit_many_async([r for _, r in valid], verified=True)
+            _sequencer(ctx).submit_many_async([r for _, r in valid])
         )
         appended: list[tuple[int, Appended]] = []
         for (i, record), result in zip(valid, results, strict=True):

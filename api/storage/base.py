@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ledger.core.errors import LedgerError
 from ledger.core.records import SignedRecord
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 
@@ -121,6 +122,19 @@ class Rejected:
     field: str | None = None
     expected: str | None = None
     found: str | None = None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def rejected(e: LedgerError) -> Rejected:
+    """The Rejected result of a core error (its code, message, field, expected, found)."""
+    return Rejected(e.code, e.message, e.field, _text(e.expected), _text(e.found))
 
 
 @dataclass(frozen=True)
@@ -328,4 +342,5 @@ __all__ = [
     "StorageUnavailableError",
     "StoredCheckpoint",
     "TreeHead",
+    "rejected",
 ]

@@ -64,6 +64,7 @@ from api.storage.base import (
     StorageUnavailableError,
     StoredCheckpoint,
     TreeHead,
+    rejected,
 )
 from api.storage.engine import make_engine
 from api.storage.migrate import upgrade
@@ -83,7 +84,7 @@ from api.storage.models import (
 from api.storage.txstate import TxHashes, TxState, chunks, insert_rows, select_in
 from ledger.core.encoding import b64encode
 from ledger.core.entry import Entry, parse_entry
-from ledger.core.errors import FormatError, LedgerError, RuleError
+from ledger.core.errors import FormatError, RuleError
 from ledger.core.merkle import EMPTY_ROOT, inclusion_proof, leaf_hash, tree_hash
 from ledger.core.records import SignedRecord
 from ledger.core.rules import DEFAULT_MAX_AGE_S, evaluate
@@ -97,19 +98,6 @@ _REBUILD_CHUNK = 2000
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def rejected(e: LedgerError) -> Rejected:
-    """The Rejected result of a core error (its code, message, field, expected, found)."""
-    return Rejected(e.code, e.message, e.field, _text(e.expected), _text(e.found))
 
 
 # --- the storage -------------------------------------------------------------------
