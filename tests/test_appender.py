@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import time
 from multiprocessing import Pipe
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORIGIN
+from conftest import ORIGIN, Maker
 from logfactory import private_key
 from starlette.responses import JSONResponse
 from test_api_support import Api, check_receipt, now_maker, running_api
@@ -309,3 +310,18 @@ def test_a_child_that_dies_fails_every_batch_it_had(database_url: str, tmp_path:
         assert doc["index"] == 1
         assert appender.process is not None and appender.process.pid != process.pid
         assert check_receipt(api, doc["receipt"], _entry(doc), 1) == 2
+
+
+def test_large_batches_sent_ahead_do_not_block_the_answers(tmp_path: Path) -> None:
+    """Batches larger than the pipe's buffer, sent before any answer: a send blocked
+    on a full pipe must not keep the reader from taking the child's answers (else
+    the child, blocked writing them, never reads the rest: a deadlock)."""
+    with running_api(f"sqlite:///{tmp_path / 'l.db'}", tmp_path / "data") as api:
+        appender = _appender(api)
+        m = Maker(start=int(time.time()) - 86400)  # 6,000 records, a second apart
+        batches = [[m.register(f"{i}-{j}") for j in range(1500)] for i in range(4)]
+        futures = [appender.submit(Batch(b, None)) for b in batches]
+        outcomes = [f.result(300) for f in futures]
+        bad = [o for batch in outcomes for o in batch if not isinstance(o, Appended)]
+        assert bad == []
+        assert [o.index for batch in outcomes for o in batch] == list(range(6000))  # type: ignore[union-attr]

@@ -214,7 +214,11 @@ class _Child:
         self.conn: Connection = parent
         self.alive = True
         self._waiting: deque[Future[list[Outcome]]] = deque()
-        self._lock = threading.Lock()  # _waiting and alive, with the sends
+        # _send_lock orders the sends (and their futures in _waiting); _lock guards
+        # _waiting and alive and is never held while waiting on the pipe: a send
+        # blocked on a full pipe must not keep the reader from emptying the other.
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._reader = threading.Thread(
             target=self._read, name="ledger-appender-answers", daemon=True
         )
@@ -222,18 +226,19 @@ class _Child:
         logger.info("sequencing in process %d", process.pid)
 
     def send(self, message: Any, future: Future[list[Outcome]]) -> None:
-        with self._lock:
-            if not self.alive:
-                raise StorageUnavailableError("the sequencing process stopped; submit again")
+        """Send a batch; ``future`` is completed by the reader thread (also when the
+        child dies: then with StorageUnavailableError)."""
+        with self._send_lock:
+            with self._lock:
+                if not self.alive:
+                    raise StorageUnavailableError("the sequencing process stopped; submit again")
+                self._waiting.append(future)
             try:
                 self.conn.send(message)
-            except (OSError, ValueError) as e:  # the child is gone
-                self.alive = False
-                raise StorageUnavailableError(
-                    f"the sequencing process stopped (exit code {self.process.exitcode}); "
-                    "submit again"
-                ) from e
-            self._waiting.append(future)
+            except (OSError, ValueError):  # the child is gone: the reader sees EOF
+                logger.warning("the sequencing process stopped; failing its batches")
+                with self._lock:
+                    self.alive = False
 
     def _read(self) -> None:
         while True:
@@ -265,7 +270,7 @@ class _Child:
 
     def stop(self) -> None:
         """Tell the child to stop after what it was sent, and wait for it."""
-        with self._lock, contextlib.suppress(OSError, ValueError):
+        with self._send_lock, contextlib.suppress(OSError, ValueError):
             self.conn.send(None)
         self.process.join(30)
         if self.process.is_alive():
