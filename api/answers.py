@@ -1,11 +1,17 @@
-"""The answer to an accepted record (``POST /api/v1/records``), as JSON bytes.
+"""The one place where an accepted record's answer and a receipt are built.
 
-One function renders it, for both places that do: the sequencing child
-(``api.appender``) renders the answer of each record its batch appended, so that
-the serving process, which runs every request's HTTP on one event loop, sends
-those bytes as they are; the route renders the others (an identical resubmission,
-or a sequencer without a child). The bytes are those FastAPI's ``JSONResponse``
-gives the same document (compact, UTF-8).
+A receipt is a C2SP tlog-proof (``ledger.core.receipt``): the entry's index, its
+inclusion proof and the signed checkpoint it is proved against. The answer to an
+accepted record (``POST /api/v1/records``, ``api.routes.schemas.RecordAccepted``)
+carries the entry bytes and a receipt against the checkpoint published after its
+batch (:class:`api.storage.base.Appended`); ``GET /api/v1/receipts/...`` and the
+batch route's ``?receipts=true`` build theirs here too.
+
+A new entry's result holds its bytes and its proof (:func:`held`): its answer needs
+no read, and the route builds it on the event loop. Any other (an identical
+resubmission, a newer checkpoint published by another process) reads the entry and
+the hashes of its proof (:func:`accepted_document` with a reader), in the thread pool.
+The JSON bytes are those FastAPI's ``JSONResponse`` gives the same document.
 """
 
 from __future__ import annotations
@@ -13,28 +19,48 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from api.storage.base import Appended, LogHead, LogReader
+from ledger.core import merkle
 from ledger.core.encoding import b64encode
+from ledger.core.receipt import Receipt
 
 
-def accepted_document(
-    *,
-    index: int,
-    leaf_hash: bytes,
-    record_id: bytes,
-    existing: bool,
-    entry: bytes,
-    receipt: bytes,
-    checkpoint: bytes,
-) -> dict[str, Any]:
-    """The answer's document (``api.routes.schemas.RecordAccepted``)."""
+def receipt(log: LogReader, index: int, head: LogHead) -> bytes:
+    """The tlog-proof of entry ``index`` against the published checkpoint ``head``."""
+    proof = merkle.inclusion_proof(index, head.size, log)
+    return Receipt(index, tuple(proof), head.checkpoint).encode()
+
+
+def held(a: Appended) -> bool:
+    """True when the result holds all its answer needs (no read)."""
+    return a.entry is not None and a.proof is not None
+
+
+def appended_receipt(log: LogReader | None, a: Appended) -> bytes:
+    """The receipt of a sequenced record, from what it holds or (``log``) read."""
+    if a.proof is not None:
+        return Receipt(a.index, a.proof, a.published.checkpoint).encode()
+    if log is None:
+        raise ValueError("the result holds no proof: a reader is needed")
+    return receipt(log, a.index, a.published)
+
+
+def accepted_document(log: LogReader | None, record_id: bytes, a: Appended) -> dict[str, Any]:
+    """The answer's document; ``log`` is read for what the result does not hold
+    (None: it must hold all, :func:`held`)."""
+    entry = a.entry
+    if entry is None:
+        if log is None:
+            raise ValueError("the result holds no entry: a reader is needed")
+        (entry,) = log.read_entries(a.index, a.index + 1)
     return {
-        "index": index,
-        "leaf_hash": leaf_hash.hex(),
+        "index": a.index,
+        "leaf_hash": a.leaf_hash.hex(),
         "record_id": record_id.hex(),
-        "existing": existing,
+        "existing": a.existing,
         "entry": b64encode(entry),
-        "receipt": receipt.decode("utf-8"),
-        "checkpoint": checkpoint.decode("utf-8"),
+        "receipt": appended_receipt(log, a).decode("utf-8"),
+        "checkpoint": a.published.checkpoint.decode("utf-8"),
     }
 
 
@@ -45,4 +71,4 @@ def render_json(doc: Any) -> bytes:
     ).encode("utf-8")
 
 
-__all__ = ["accepted_document", "render_json"]
+__all__ = ["accepted_document", "appended_receipt", "held", "receipt", "render_json"]

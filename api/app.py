@@ -49,10 +49,10 @@ from api.query import NO_CONTROL_PATTERN, QueryTextMiddleware
 from api.routes import ROUTERS
 from api.routes.deps import AppContext
 from api.routes.records import BATCH_PATH
-from api.sequencer import Sequencer
+from api.sequencing.queue import Sequencer
 from api.server import Service, prepare
 from api.settings import Settings
-from api.storage.base import Storage
+from api.storage.base import ReadStorage
 from ledger import __version__
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -248,7 +248,7 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_app(
-    storage: Storage,
+    storage: ReadStorage,
     settings: Settings,
     vkey: str,
     *,

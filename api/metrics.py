@@ -58,7 +58,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.sequencer import BatchReport
+from api.sequencing.queue import BatchReport
 from api.settings import Settings
 from ledger import __version__
 from ledger.durable import write_atomic

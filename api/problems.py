@@ -19,7 +19,7 @@ The handlers installed by :func:`install_handlers` make sure that no bad input e
 gets a 500: FastAPI's validation errors, malformed JSON, unknown routes and methods,
 unsupported media types and every ``ledger`` error (FormatError, SignatureError,
 RuleError, ProofError...) become a 4xx problem. A database that fails
-(``StorageError``), a full sequencing queue (``Overloaded``) and a stopped sequencer
+(``StorageError``), a full sequencing queue (``OverloadedError``) and a stopped sequencer
 answer 503 with ``Retry-After``. Only a bug in the service answers 500
 ``internal_error``, without details (they go to the log).
 """
@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from api.sequencer import Overloaded, SequencerStopped
+from api.sequencing.queue import OverloadedError, SequencerStoppedError
 from api.storage.base import StorageError
 from ledger.core.errors import LedgerError, TooLargeError, VerificationError
 
@@ -299,7 +299,7 @@ async def _on_storage(request: Request, exc: Exception) -> Response:
 
 
 async def _on_overloaded(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Overloaded)
+    assert isinstance(exc, OverloadedError)
     return ProblemError(
         "overloaded",
         f"The log is busy ({exc}); try again in {exc.retry_after_s} s.",
@@ -339,8 +339,8 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(StorageError, _on_storage)
-    app.add_exception_handler(Overloaded, _on_overloaded)
-    app.add_exception_handler(SequencerStopped, _on_stopped)
+    app.add_exception_handler(OverloadedError, _on_overloaded)
+    app.add_exception_handler(SequencerStoppedError, _on_stopped)
     app.add_exception_handler(ClientDisconnect, _on_disconnect)
     app.add_exception_handler(Exception, _on_unexpected)
 

@@ -1,7 +1,7 @@
 """``ledger serve --publish-dir DIR``: the service writes its own static tlog-tiles layout.
 
 A :class:`Publisher` follows the newest checkpoint in storage (a background thread
-that polls ``Storage.head``, so it needs no hook in the sequencer) and, whenever it
+that polls ``LogReader.head``, so it needs no hook in the sequencer) and, whenever it
 changed, writes into DIR what a tlog-tiles client fetches (C2SP tlog-tiles,
 https://c2sp.org/tlog-tiles)::
 
@@ -36,7 +36,7 @@ import os
 import threading
 from pathlib import Path
 
-from api.storage.base import Storage
+from api.storage.base import LogReader
 from ledger.core import merkle, tiles
 from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text
 from ledger.core.errors import LedgerError
@@ -55,7 +55,7 @@ class PublishError(Exception):
     """DIR cannot receive this log's layout (another log's, or a tree that differs)."""
 
 
-def tile_bytes(storage: Storage, tile: tiles.Tile) -> bytes:
+def tile_bytes(storage: LogReader, tile: tiles.Tile) -> bytes:
     """The bytes of a tile or bundle, as ``GET /tile/...`` builds them (api.routes.tiles)."""
     if tile.is_entries:
         start = tile.n * tiles.TILE_WIDTH
@@ -67,7 +67,7 @@ class Publisher:
     """Writes the layout of ``storage``'s log to ``directory``, following its head."""
 
     def __init__(
-        self, storage: Storage, directory: Path, *, interval_s: float = DEFAULT_INTERVAL_S
+        self, storage: LogReader, directory: Path, *, interval_s: float = DEFAULT_INTERVAL_S
     ) -> None:
         self.storage = storage
         self.root = Path(directory)
@@ -187,7 +187,7 @@ class Publisher:
             self._failed = None
 
 
-def start_publisher(storage: Storage, directory: Path | None) -> Publisher | None:
+def start_publisher(storage: LogReader, directory: Path | None) -> Publisher | None:
     """A started Publisher for ``directory``, or None when publishing is off."""
     if directory is None:
         return None

@@ -10,23 +10,24 @@ log it cannot vouch for:
 3. open the database and migrate it to the newest schema (Alembic, under a lock);
 4. log the durability settings of the database (SQLite WAL and ``synchronous``;
    PostgreSQL ``fsync``, ``synchronous_commit``) and warn if they are unsafe;
-5. claim the database for the origin and sign its first checkpoint if it has none;
-6. check the stored head: its checkpoint must verify with the log key, name the
-   origin and match the head's size and root (a database of another log, or a log
-   key that was replaced, fails here);
+5. claim the database for the origin if it is new, and check the committed tree:
+   its stored hashes must hash to the head's root;
+6. check the database's published checkpoint, if any: it must verify with the log
+   key, name the origin, and match the committed tree at its size (a database of
+   another log, or a log key that was replaced, fails here);
 7. check the database against ``<data-dir>/published-checkpoint``, the newest
    checkpoint this server has published: the database's tree must be at least that
    large and have that root at that size. A smaller tree, or another root, is a
    restored old backup or a fork, and serving it would make the log sign a
    checkpoint inconsistent with one it already published;
-8. write the log's vkey to ``<data-dir>/log.vkey``.
+8. publish the committed tree (``api.checkpoints.CheckpointPublisher``): a crash
+   may have left batches committed and never published;
+9. write the log's vkey to ``<data-dir>/log.vkey``.
 
-:class:`api.published.PublishedCheckpoint` keeps that file: the sequencer records
-each new checkpoint in it (atomically replaced and fsynced, under a file lock, never
-going back) *after* the commit and *before* any submitter sees the checkpoint. A
-``/checkpoint`` read may still serve a checkpoint in the instant between its commit
-and its recording; if the process crashes right then, the file lags by one batch,
-which weakens the check for that batch only.
+:class:`api.published.PublishedCheckpoint` keeps that file: the checkpoint publisher
+records each new checkpoint in it (atomically replaced and fsynced, under a file
+lock, never going back) *after* the commit and *before* the database publishes it,
+so the file never lags behind anything served.
 
 :func:`run` prepares once in the main process, prints the vkey, and runs uvicorn
 with the application factory ``api.app:create_app``; each worker process builds its
@@ -44,13 +45,15 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from api.appender import ProcessAppender
+from api.checkpoints import CheckpointPublisher
 from api.connections import uvicorn_options
 from api.logkey import load_log_key
 from api.published import PublishedCheckpoint
-from api.sequencer import BatchReport, Sequencer
+from api.sequencing.batch import Appender, InThreadAppender
+from api.sequencing.child import ChildAppender
+from api.sequencing.queue import BatchReport, Sequencer
 from api.settings import Settings
-from api.storage.base import LogHead, StorageError
+from api.storage.base import LogHead, StorageError, TreeHead
 from api.storage.sql import SqlStorage
 from keys.errors import KeysError
 from keys.signer import NoteSigner, Signer
@@ -87,30 +90,28 @@ class Service:
     note_signer: NoteSigner
     vkey: str
     published: PublishedCheckpoint
+    publisher: CheckpointPublisher
     head: LogHead
     warnings: list[str] = field(default_factory=list)
     sequencer: Sequencer | None = None
-    appender: ProcessAppender | None = None
+    appender: Appender | None = None
 
     def start_sequencer(self, on_batch: Callable[[BatchReport], None] | None = None) -> Sequencer:
         """Start this process's sequencer with the configured batching."""
         if self.sequencer is not None:
             return self.sequencer
         s = self.settings
-        target: ProcessAppender | SqlStorage = self.storage
-        on_commit: Callable[[int, bytes], None] | None = self.published.record
-        if s.sequencer_process:
-            # The child process records the published checkpoint itself (api.appender).
-            self.appender = target = ProcessAppender(s).start()
-            on_commit = None
+        if self.appender is None and s.sequencer_process:
+            # The child process publishes each checkpoint itself (api.sequencing.child).
+            self.appender = ChildAppender(s).start()
+        elif self.appender is None:
+            self.appender = InThreadAppender(self.storage, self.publisher)
         self.sequencer = Sequencer(
-            target,
-            self.note_signer,
+            self.appender,
             batch_max_records=s.batch_max_records,
             batch_max_ms=s.batch_max_ms,
             queue_size=s.queue_size,
             max_age_s=s.max_age_s,
-            on_commit=on_commit,
             on_batch=on_batch,
         ).start()
         return self.sequencer
@@ -126,8 +127,22 @@ class Service:
         self.storage.close()
 
 
-def _check_head(storage: SqlStorage, head: LogHead, vkey: str, origin: str) -> None:
-    """The stored head's checkpoint verifies with the log key and matches the head."""
+def _check_tree(storage: SqlStorage, tree: TreeHead) -> None:
+    """The committed tree's stored hashes hash to its root."""
+    root = merkle.tree_hash(tree.size, storage)
+    if root != tree.root:
+        raise StartupError(
+            f"the stored tree of size {tree.size} does not hash to the head's root: "
+            "the database is damaged"
+        )
+
+
+def _check_head(storage: SqlStorage, tree: TreeHead, vkey: str, origin: str) -> None:
+    """The database's published checkpoint, if any, verifies with the log key and
+    matches the committed tree."""
+    head = storage.head()
+    if not head.checkpoint:
+        return
     try:
         cp, _ = open_checkpoint(head.checkpoint, [parse_vkey(vkey)], origin)
     except LedgerError as e:
@@ -136,21 +151,21 @@ def _check_head(storage: SqlStorage, head: LogHead, vkey: str, origin: str) -> N
             "was replaced, or the database belongs to another log. Restore the right key "
             "file or database."
         ) from e
-    if (cp.size, cp.root) != (head.size, head.root):
+    if (cp.size, cp.root) != (head.size, head.root) or cp.size > tree.size:
         raise StartupError(
-            f"the database's checkpoint (size {cp.size}) does not match its head "
-            f"(size {head.size}): the database is damaged"
+            f"the database's checkpoint (size {cp.size}) does not match its published head "
+            f"(size {head.size}) or is beyond its tree (size {tree.size}): the database is "
+            "damaged"
         )
-    root = merkle.tree_hash(head.size, storage)
-    if root != head.root:
+    if merkle.tree_hash(cp.size, storage) != cp.root:
         raise StartupError(
-            f"the stored tree of size {head.size} does not hash to the head's root: "
+            f"the stored tree at size {cp.size} does not hash to the published root: "
             "the database is damaged"
         )
 
 
 def _check_published(
-    storage: SqlStorage, head: LogHead, published: PublishedCheckpoint, vkey: str, origin: str
+    storage: SqlStorage, head: TreeHead, published: PublishedCheckpoint, vkey: str, origin: str
 ) -> None:
     """Refuse a database behind (or beside) the newest checkpoint we published."""
     data = published.read()
@@ -223,12 +238,14 @@ def prepare(settings: Settings) -> Service:
         )
         for w in durability.warnings:
             logger.warning("%s", w)
-        head = storage.init_log(note_signer)
-        _check_head(storage, head, vkey, settings.origin)
+        tree = storage.init_log()
+        _check_tree(storage, tree)
+        _check_head(storage, tree, vkey, settings.origin)
         published = PublishedCheckpoint(settings.published_checkpoint_path)
-        _check_published(storage, head, published, vkey, settings.origin)
-        # The head is about to be served: record it as published.
-        published.record(head.size, head.checkpoint)
+        _check_published(storage, tree, published, vkey, settings.origin)
+        # The committed tree is about to be served: publish it.
+        publisher = CheckpointPublisher(storage, note_signer, published)
+        head = publisher.publish(tree.size, tree.root)
         _write_vkey(settings, vkey)
     except StorageError as e:
         storage.close()
@@ -244,6 +261,7 @@ def prepare(settings: Settings) -> Service:
         note_signer=note_signer,
         vkey=vkey,
         published=published,
+        publisher=publisher,
         head=head,
         warnings=list(durability.warnings),
     )

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
 
-    # Sequencing (api.sequencer).
+    # Sequencing (api.sequencing).
     batch_max_records: int = Field(
         default=1000,
         ge=1,
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     sequencer_process: bool = Field(
         default=True,
         description=(
-            "Sequence in a child process of each server process (api.appender), so that "
+            "Sequence in a child process of each server process (api.sequencing.child), so that "
             "the database work does not contend with the request handling for one GIL."
         ),
     )

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.checkpoints import CheckpointPublisher
 from api.storage.base import Appended
 from api.storage.sql import SqlStorage
 from bench.rows import row
@@ -112,10 +113,13 @@ def _sign(body: Registration | Statement | Endorsement, key: Ed25519PrivateKey) 
 def append_records(
     storage: SqlStorage, signer: NoteSigner, records: Sequence[SignedRecord], batch: int = BATCH
 ) -> float:
-    """Append ``records`` in batches; return the seconds it took."""
+    """Append ``records`` in batches, publishing each batch's checkpoint (as the
+    sequencer does); return the seconds it took."""
+    publisher = CheckpointPublisher(storage, signer, None)
     t = time.perf_counter()
     for i in range(0, len(records), batch):
-        results = storage.append_batch(records[i : i + batch], signer=signer, max_age_s=None)
+        outcome = storage.append_batch(records[i : i + batch], max_age_s=None)
+        results = publisher.publish_batch(outcome)
         if not all(isinstance(r, Appended) and not r.existing for r in results):
             raise RuntimeError(f"unexpected append results: {results[:3]}")
     return time.perf_counter() - t
@@ -179,7 +183,7 @@ def _storage_cost(sizes: list[int], probe: int, repeats: int, tmp: Path) -> dict
     storage = SqlStorage(f"sqlite:///{tmp / 'append.db'}", origin=ORIGIN)
     costs: dict[int, float] = {}
     try:
-        storage.init_log(signer)
+        storage.init_log()
         for size in sizes:
             grow_sqlite_log(storage, signer, stream, size)
             gc.collect()

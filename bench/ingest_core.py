@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import create_engine, make_url, text
 
+from api.checkpoints import CheckpointPublisher
 from api.storage.base import Appended
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
@@ -95,10 +96,13 @@ class Workload:
 def _append_all(
     storage: SqlStorage, signer: NoteSigner, records: list[SignedRecord], batch: int
 ) -> float:
-    """Append ``records`` in batches of ``batch``; return the seconds it took."""
+    """Append ``records`` in batches of ``batch``, publishing each batch's checkpoint
+    (as the sequencer does); return the seconds it took."""
+    publisher = CheckpointPublisher(storage, signer, None)
     t = time.perf_counter()
     for i in range(0, len(records), batch):
-        results = storage.append_batch(records[i : i + batch], signer=signer, max_age_s=None)
+        outcome = storage.append_batch(records[i : i + batch], max_age_s=None)
+        results = publisher.publish_batch(outcome)
         if not all(isinstance(r, Appended) and not r.existing for r in results):
             raise RuntimeError(f"unexpected results: {results[:3]}")
     return time.perf_counter() - t
@@ -143,7 +147,7 @@ def _backends() -> Iterator[list[tuple[str, Callable[[], str]]]]:
 
 def _new_log(url: str, signer: NoteSigner, setup: list[SignedRecord]) -> SqlStorage:
     storage = SqlStorage(url, origin=ORIGIN)
-    storage.init_log(signer)
+    storage.init_log()
     _append_all(storage, signer, setup, 256)
     return storage
 

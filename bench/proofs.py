@@ -257,7 +257,7 @@ def run(quick: bool) -> list[dict[str, object]]:
         url = f"sqlite:///{Path(tmp) / 'proofs.db'}"
         storage = SqlStorage(url, origin=ORIGIN)
         try:
-            storage.init_log(signer)
+            storage.init_log()
             for size in sizes:
                 if size > http_max:
                     rows.append(

@@ -233,6 +233,6 @@ def signer() -> NoteSigner:
 def storage(database_url: str, signer: NoteSigner) -> Iterator[SqlStorage]:
     """An initialised, empty log of ORIGIN on each backend."""
     s = SqlStorage(database_url, origin=ORIGIN)
-    s.init_log(signer, time_ms=T0 * 1000)
+    s.init_log()
     yield s
     s.close()

@@ -17,7 +17,7 @@ from test_api_support import BASE, Api, now_maker, problem, running_api
 
 from api.app import build_app
 from api.limits import BodyLimitMiddleware
-from api.sequencer import Overloaded
+from api.sequencing.queue import OverloadedError
 from api.server import prepare
 from api.settings import Settings
 from api.storage.base import StorageError
@@ -83,15 +83,15 @@ class _FullSequencer:
     verifies_signatures = False
 
     def submit_async(self, record: SignedRecord) -> Future[object]:
-        raise Overloaded("the sequencing queue is full", retry_after_s=3)
+        raise OverloadedError("the sequencing queue is full", retry_after_s=3)
 
     def submit_on_loop(self, record: SignedRecord) -> Future[object]:
-        raise Overloaded("the sequencing queue is full", retry_after_s=3)
+        raise OverloadedError("the sequencing queue is full", retry_after_s=3)
 
     def submit_many_async(
         self, records: list[SignedRecord], *, verified: bool = False
     ) -> Future[object]:
-        raise Overloaded("the sequencing queue is full", retry_after_s=3)
+        raise OverloadedError("the sequencing queue is full", retry_after_s=3)
 
 
 def test_overloaded_and_stopped_answer_503(database_url: str, tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_record_stream_makes_a_valid_log(tmp_path: Path) -> None:
     signer = append.log_signer(append.ORIGIN)
     storage = append.SqlStorage(f"sqlite:///{tmp_path / 'a.db'}", origin=append.ORIGIN)
     try:
-        storage.init_log(signer)
+        storage.init_log()
         append.grow_sqlite_log(storage, signer, append.RecordStream(append.ORIGIN), 300, 128)
         assert storage.head().size == 300
     finally:

@@ -17,9 +17,11 @@ import multiprocessing
 import threading
 from typing import Any
 
-from conftest import ORIGIN, T0, Maker, log_signer
+from conftest import ORIGIN, Maker, log_signer
 
-from api.sequencer import Sequencer
+from api.checkpoints import CheckpointPublisher
+from api.sequencing.batch import Batch, InThreadAppender
+from api.sequencing.queue import Sequencer
 from api.storage.base import Appended
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
@@ -40,14 +42,13 @@ def _worker(url: str, own: list[bytes], shared: list[bytes], out: Any) -> None:
     results: list[tuple[str, int, bool, str]] = []  # (record id, index, existing, leaf)
     lock = threading.Lock()
     try:
-        with Sequencer(
-            storage, log_signer(), batch_max_records=8, batch_max_ms=1, max_age_s=None
-        ) as seq:
+        appender = InThreadAppender(storage, CheckpointPublisher(storage, log_signer(), None))
+        with Sequencer(appender, batch_max_records=8, batch_max_ms=1, max_age_s=None) as seq:
 
             def submit_own(records: list[bytes]) -> None:
                 for data in records:
                     rec = parse_record(data)
-                    r = seq.submit(rec, timeout=120)
+                    (r,) = seq.submit_many_async([rec]).result(120)
                     assert isinstance(r, Appended), r
                     with lock:
                         results.append(
@@ -58,7 +59,7 @@ def _worker(url: str, own: list[bytes], shared: list[bytes], out: Any) -> None:
                 records = [parse_record(d) for d in shared]
                 for i in range(0, len(records), 3):
                     chunk = records[i : i + 3]
-                    for rec, r in zip(chunk, seq.submit_many(chunk, timeout=120), strict=True):
+                    for rec, r in zip(chunk, seq.submit_many_async(chunk).result(120), strict=True):
                         assert isinstance(r, Appended), r
                         with lock:
                             results.append(
@@ -141,8 +142,9 @@ def test_processes_sequencing_concurrently_make_one_log(
 
     storage = SqlStorage(database_url, origin=ORIGIN)
     try:
-        storage.init_log(signer, time_ms=T0 * 1000)
-        storage.append_batch([author, statement], signer=signer, max_age_s=None)
+        storage.init_log()
+        appender = InThreadAppender(storage, CheckpointPublisher(storage, signer, None))
+        appender.submit(Batch([author, statement], None)).result()
 
         ctx = multiprocessing.get_context("spawn")
         out = ctx.Queue()

@@ -1,29 +1,34 @@
-"""The sequencer: batching, answers after commit, overload, shutdown, failures."""
+"""The sequencer: batching, answers after commit and publication, overload, shutdown,
+failures (api.sequencing.queue), with fake and real appenders."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from concurrent.futures import Future
 
 import pytest
 from conftest import T0, Maker
 
-from api.sequencer import (
+from api.checkpoints import CheckpointPublisher
+from api.sequencing.batch import Batch, InThreadAppender, Outcome
+from api.sequencing.queue import (
+    PIPELINE_DEPTH,
     BatchReport,
     OverloadedError,
     Sequencer,
     SequencerStoppedError,
 )
-from api.storage.base import Appended, CheckpointSigner, Rejected, StorageError
+from api.storage.base import Appended, LogHead, Rejected, StorageError
 from api.storage.sql import SqlStorage
 from keys.signer import NoteSigner
 from ledger.core.entry import parse_entry
 from ledger.core.records import SignedRecord
 
 
-class FakeStorage:
-    """Records the batches it is given; can block, fail, or answer Rejected."""
+class FakeAppender:
+    """Records the batches it is given; can hold them (pending futures), fail, or
+    answer Rejected."""
 
     def __init__(self) -> None:
         self.batches: list[list[SignedRecord]] = []
@@ -32,45 +37,68 @@ class FakeStorage:
         self.entered = threading.Event()
         self.fail: Exception | None = None
         self.size = 0
+        self._held: list[tuple[Future[list[Outcome]], list[Outcome] | Exception]] = []
+        self._lock = threading.Lock()
 
-    def append_batch(
-        self,
-        records: Sequence[SignedRecord],
-        *,
-        signer: CheckpointSigner,
-        time_ms: int | None = None,
-        max_age_s: int | None = None,
-    ) -> list[Appended | Rejected]:
-        self.entered.set()
-        self.gate.wait()
+    def _outcomes(self, batch: Batch) -> list[Outcome] | Exception:
         if self.fail is not None:
-            raise self.fail
-        self.batches.append(list(records))
-        out: list[Appended | Rejected] = []
-        for r in records:
+            return self.fail
+        self.batches.append(list(batch.records))
+        out: list[tuple[int, bytes] | Rejected] = []
+        for r in batch.records:
             if r.body.TYPE == "withdraw":
                 out.append(Rejected("not_endorsed", "no"))
             else:
-                out.append(Appended(self.size, r.record_id, False, 0, b""))
+                out.append((self.size, r.record_id))
                 self.size += 1
-        return [
-            Appended(o.index, o.leaf_hash, False, self.size, b"cp %d" % self.size)
-            if isinstance(o, Appended)
-            else o
-            for o in out
-        ]
+        head = LogHead(self.size, bytes(32), b"cp %d" % self.size)
+        return [o if isinstance(o, Rejected) else Appended(*o, False, head) for o in out]
+
+    def submit(self, batch: Batch) -> Future[list[Outcome]]:
+        self.entered.set()
+        future: Future[list[Outcome]] = Future()
+        with self._lock:
+            self._held.append((future, self._outcomes(batch)))
+        if self.gate.is_set():
+            self.release()
+        return future
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+        for future, result in held:
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    def open(self) -> None:
+        self.gate.set()
+        self.release()
+
+    def close(self) -> None:
+        pass
 
 
-def make_sequencer(storage: object, signer: NoteSigner, **kw: object) -> Sequencer:
-    return Sequencer(storage, signer, **kw)  # type: ignore[arg-type]
+def submit(seq: Sequencer, record: SignedRecord) -> Outcome:
+    """One record, as the route submits it (on an event loop)."""
+
+    async def go() -> Outcome:
+        return (await seq.submit_on_loop(record))[0]
+
+    return asyncio.run(go())
 
 
-def test_results_come_in_order_in_batches_of_at_most_n(signer: NoteSigner, maker: Maker) -> None:
-    fake = FakeStorage()
+def real(storage: SqlStorage, signer: NoteSigner) -> InThreadAppender:
+    return InThreadAppender(storage, CheckpointPublisher(storage, signer, None))
+
+
+def test_results_come_in_order_in_batches_of_at_most_n(maker: Maker) -> None:
+    fake = FakeAppender()
     reports: list[BatchReport] = []
     records = [maker.register(f"s{i}") for i in range(10)]
-    with make_sequencer(fake, signer, batch_max_records=4, on_batch=reports.append) as seq:
-        results = seq.submit_many(records)
+    with Sequencer(fake, batch_max_records=4, on_batch=reports.append) as seq:
+        results = seq.submit_many_async(records).result(5)
     assert [r.index for r in results if isinstance(r, Appended)] == list(range(10))
     assert [len(b) for b in fake.batches] == [4, 4, 2]
     assert [b for batch in fake.batches for b in batch] == records
@@ -81,112 +109,148 @@ def test_results_come_in_order_in_batches_of_at_most_n(signer: NoteSigner, maker
     ]
 
 
-def test_waiting_records_are_sequenced_together(signer: NoteSigner, maker: Maker) -> None:
-    fake = FakeStorage()
-    fake.gate.clear()  # hold the first batch while more records arrive
-    seq = make_sequencer(fake, signer, batch_max_records=100, batch_max_ms=0).start()
+def test_batches_are_sent_before_earlier_ones_are_answered(maker: Maker) -> None:
+    """With a pending appender, the sequencer forms and submits the next batches (up
+    to PIPELINE_DEPTH) while the first waits; answers come when the futures do."""
+    fake = FakeAppender()
+    fake.gate.clear()
+    seq = Sequencer(fake, batch_max_records=2, batch_max_ms=0).start()
     try:
-        first = seq.submit_async(maker.register("first"))
+        futures = [seq.submit_many_async([maker.register(f"s{i}")]) for i in range(3)]
         assert fake.entered.wait(5)
-        later = [seq.submit_async(maker.register(f"s{i}")) for i in range(20)]
-        assert seq.queued == 20
-        fake.gate.set()
-        first.result(5)
-        assert all(isinstance(f.result(5), Appended) for f in later)
+        for _ in range(100):
+            if len(fake.batches) == 3:
+                break
+            threading.Event().wait(0.01)
+        assert len(fake.batches) >= 2 and not any(f.done() for f in futures)
+        fake.open()
+        assert [f.result(5)[0].index for f in futures] == [0, 1, 2]  # type: ignore[union-attr]
     finally:
         seq.stop()
-    assert [len(b) for b in fake.batches] == [1, 20]
 
 
-def test_answers_come_after_on_commit(signer: NoteSigner, maker: Maker) -> None:
-    events: list[str] = []
-    fake = FakeStorage()
-
-    def on_commit(size: int, checkpoint: bytes) -> None:
-        events.append(f"commit {size} {checkpoint.decode()}")
-
-    with make_sequencer(fake, signer, on_commit=on_commit) as seq:
-        result = seq.submit(maker.register("a"))
-        events.append("answered")
-    assert isinstance(result, Appended) and result.tree_size == 1
-    assert events == ["commit 1 cp 1", "answered"]
-
-
-def test_a_failed_on_commit_fails_the_submission(signer: NoteSigner, maker: Maker) -> None:
-    def on_commit(size: int, checkpoint: bytes) -> None:
-        raise OSError("disk full")
-
-    seq = make_sequencer(FakeStorage(), signer, on_commit=on_commit)
-    with seq, pytest.raises(OSError, match="disk full"):
-        seq.submit(maker.register("a"))
-
-
-def test_rejections_are_answers(signer: NoteSigner, maker: Maker) -> None:
-    with make_sequencer(FakeStorage(), signer) as seq:
-        r = seq.submit(maker.withdraw("a", bytes(32)))
+def test_rejections_are_answers(maker: Maker) -> None:
+    with Sequencer(FakeAppender()) as seq:
+        r = submit(seq, maker.withdraw("a", bytes(32)))
     assert isinstance(r, Rejected) and r.code == "not_endorsed"
 
 
-def test_full_queue_is_overloaded(signer: NoteSigner, maker: Maker) -> None:
-    fake = FakeStorage()
+def test_full_queue_is_overloaded(maker: Maker) -> None:
+    fake = FakeAppender()
     fake.gate.clear()
-    seq = make_sequencer(fake, signer, batch_max_records=2, queue_size=3).start()
+    seq = Sequencer(fake, batch_max_records=2, queue_size=3).start()
     try:
-        held = seq.submit_async(maker.register("held"))
-        assert fake.entered.wait(5)
-        queued = [seq.submit_async(maker.register(f"q{i}")) for i in range(3)]
+        # Every slot of the pipeline held: then the queue fills.
+        held = []
+        for i in range(PIPELINE_DEPTH):
+            held.append(seq.submit_many_async([maker.register(f"h{i}")]))
+            for _ in range(500):
+                if len(fake.batches) == i + 1:
+                    break
+                threading.Event().wait(0.01)
+        assert len(fake.batches) == PIPELINE_DEPTH
+        queued = [seq.submit_many_async([maker.register(f"q{i}")]) for i in range(3)]
         with pytest.raises(OverloadedError) as e:
-            seq.submit_async(maker.register("one too many"))
+            seq.submit_many_async([maker.register("one too many")])
         assert e.value.retry_after_s >= 1
         with pytest.raises(OverloadedError):
             seq.submit_many_async([maker.register(f"m{i}") for i in range(4)])
-        fake.gate.set()
-        assert isinstance(held.result(5), Appended)
-        assert all(isinstance(f.result(5), Appended) for f in queued)
+        fake.open()
+        assert all(isinstance(f.result(5)[0], Appended) for f in held + queued)
     finally:
         seq.stop()
 
 
-def test_stopped_sequencer_refuses_and_stop_drains_the_queue(
-    signer: NoteSigner, maker: Maker
-) -> None:
-    fake = FakeStorage()
-    seq = make_sequencer(fake, signer, batch_max_records=1)
+def test_stopped_sequencer_refuses_and_stop_drains_the_queue(maker: Maker) -> None:
+    fake = FakeAppender()
+    seq = Sequencer(fake, batch_max_records=1)
     with pytest.raises(SequencerStoppedError):
-        seq.submit(maker.register("early"))
+        seq.submit_many_async([maker.register("early")])
     seq.start()
     fake.gate.clear()
-    futures = [seq.submit_async(maker.register(f"s{i}")) for i in range(5)]
+    futures = [seq.submit_many_async([maker.register(f"s{i}")]) for i in range(5)]
     assert fake.entered.wait(5)
-    fake.gate.set()
+    threading.Timer(0.2, fake.open).start()
     seq.stop()
-    assert all(isinstance(f.result(0), Appended) for f in futures)
+    assert all(isinstance(f.result(0)[0], Appended) for f in futures)
     assert not seq.running
     with pytest.raises(SequencerStoppedError):
-        seq.submit(maker.register("late"))
+        seq.submit_many_async([maker.register("late")])
 
 
-def test_storage_failure(signer: NoteSigner, maker: Maker) -> None:
-    fake = FakeStorage()
+def test_appender_failure(maker: Maker) -> None:
+    fake = FakeAppender()
     fake.fail = StorageError("database is gone")
-    with make_sequencer(fake, signer, batch_max_records=2) as seq:
+    with Sequencer(fake, batch_max_records=2) as seq:
         with pytest.raises(StorageError, match="gone"):
-            seq.submit(maker.register("a"))
+            submit(seq, maker.register("a"))
         # A bulk import answers each record of a failed batch, so that it can be retried.
-        results = seq.submit_many([maker.register(f"b{i}") for i in range(3)])
+        results = seq.submit_many_async([maker.register(f"b{i}") for i in range(3)]).result(5)
         assert [getattr(r, "code", None) for r in results] == ["unavailable"] * 3
         fake.fail = None
-        assert isinstance(seq.submit(maker.register("c")), Appended)
+        assert isinstance(submit(seq, maker.register("c")), Appended)
 
 
-def test_async_submission(signer: NoteSigner, maker: Maker) -> None:
-    async def go(seq: Sequencer) -> list[Appended | Rejected]:
-        futures = [asyncio.wrap_future(seq.submit_async(maker.register(f"s{i}"))) for i in range(5)]
-        return list(await asyncio.gather(*futures))
+def test_answers_to_one_loop_come_together(maker: Maker) -> None:
+    async def go(seq: Sequencer) -> list[Outcome]:
+        futures = [seq.submit_on_loop(maker.register(f"s{i}")) for i in range(5)]
+        return [r[0] for r in await asyncio.gather(*futures)]
 
-    with make_sequencer(FakeStorage(), signer) as seq:
+    with Sequencer(FakeAppender()) as seq:
         results = asyncio.run(go(seq))
     assert sorted(r.index for r in results if isinstance(r, Appended)) == list(range(5))
+
+
+def test_answers_come_after_the_checkpoint_is_published(
+    storage: SqlStorage, signer: NoteSigner, maker: Maker
+) -> None:
+    events: list[str] = []
+    publisher = CheckpointPublisher(storage, signer, None)
+    publish = publisher.publish
+
+    def spy(size: int, root: bytes) -> LogHead:
+        head = publish(size, root)
+        events.append(f"published {head.size}")
+        return head
+
+    publisher.publish = spy  # type: ignore[method-assign]
+    with Sequencer(InThreadAppender(storage, publisher), max_age_s=None) as seq:
+        result = submit(seq, maker.register("a"))
+        events.append("answered")
+    assert isinstance(result, Appended) and result.published == storage.head()
+    assert result.published.size == 1 and result.proof is not None
+    assert events == ["published 1", "answered"]
+
+
+def test_a_failed_publication_fails_the_submission(
+    storage: SqlStorage, signer: NoteSigner, maker: Maker
+) -> None:
+    publisher = CheckpointPublisher(storage, signer, None)
+
+    def fail(size: int, root: bytes) -> LogHead:
+        raise OSError("disk full")
+
+    publisher.publish = fail  # type: ignore[method-assign]
+    record = maker.register("a")
+    seq = Sequencer(InThreadAppender(storage, publisher), max_age_s=None)
+    with seq, pytest.raises(OSError, match="disk full"):
+        submit(seq, record)
+    # Committed, not published: a retry with a working publisher answers the entry.
+    with Sequencer(real(storage, signer), max_age_s=None) as seq:
+        again = submit(seq, record)
+    assert isinstance(again, Appended) and again.existing and again.published.size == 1
+
+
+def test_the_appender_verifies_signatures(
+    storage: SqlStorage, signer: NoteSigner, maker: Maker
+) -> None:
+    good = maker.register("a")
+    sig = good.signatures[0]
+    forged = SignedRecord(good.body, good.body_bytes, (type(sig)(sig.public_key, bytes(64)),))
+    with Sequencer(real(storage, signer), max_age_s=None) as seq:
+        results = seq.submit_many_async([forged, good]).result(5)
+    assert isinstance(results[0], Rejected) and results[0].code == "bad_signature"
+    assert isinstance(results[1], Appended) and results[1].index == 0
 
 
 def test_many_threads_one_log(storage: SqlStorage, signer: NoteSigner) -> None:
@@ -195,20 +259,21 @@ def test_many_threads_one_log(storage: SqlStorage, signer: NoteSigner) -> None:
     statement_maker = Maker()
     base = [statement_maker.register("author"), statement_maker.statement(["author"])]
     statement = base[1].record_id
-    results: dict[int, list[Appended | Rejected]] = {}
+    results: dict[int, list[Outcome]] = {}
     # Signed in 2026, sequenced now: no age limit (max_age_s=None).
-    with Sequencer(storage, signer, batch_max_records=16, batch_max_ms=2, max_age_s=None) as seq:
-        assert all(isinstance(r, Appended) for r in seq.submit_many(base))
+    appender = real(storage, signer)
+    with Sequencer(appender, batch_max_records=16, batch_max_ms=2, max_age_s=None) as seq:
+        assert all(isinstance(r, Appended) for r in seq.submit_many_async(base).result(5))
 
         def work(k: int) -> None:
             m = makers[k]
             out = []
             for i in range(10):
                 reg = m.register(f"t{k}-{i}")
-                out.append(seq.submit(reg))
-                out.append(seq.submit(reg))  # a resubmission
-                out.append(seq.submit(m.endorse(f"t{k}-{i}", statement)))
-                out.append(seq.submit(m.withdraw(f"t{k}-{i}", bytes(32))))  # unknown statement
+                out.append(submit(seq, reg))
+                out.append(submit(seq, reg))  # a resubmission
+                out.append(submit(seq, m.endorse(f"t{k}-{i}", statement)))
+                out.append(submit(seq, m.withdraw(f"t{k}-{i}", bytes(32))))  # unknown statement
             results[k] = out
 
         threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]

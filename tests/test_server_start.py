@@ -120,7 +120,7 @@ def append_some(service: Service, maker: Maker, labels: list[str]) -> int:
     """Sequence registrations through the service's sequencer; return the new size."""
     seq = service.start_sequencer()
     for label in labels:
-        r = seq.submit(maker.register(label))
+        (r,) = seq.submit_many_async([maker.register(label)]).result(60)
         assert isinstance(r, Appended) and not r.existing
     seq.stop()
     service.sequencer = None
@@ -263,6 +263,10 @@ def test_prepare_on_postgres(pg_url: str, tmp_path: Path, now_maker: Maker) -> N
         conn.exec_driver_sql("DELETE FROM tree_hashes")
         conn.exec_driver_sql(
             "UPDATE log_head SET size = 0, root = decode("
+            "'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex')"
+        )
+        conn.exec_driver_sql(
+            "UPDATE published_checkpoint SET size = 0, root = decode("
             "'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex'), "
             "checkpoint = (SELECT checkpoint FROM checkpoints WHERE size = 0)"
         )
@@ -338,3 +342,26 @@ def test_serve_refuses_with_a_message_and_exit_status(
     )
     assert proc.returncode == EXIT_REFUSED
     assert "refusing to start" in proc.stderr and "old backup" in proc.stderr
+
+
+def test_start_publishes_what_a_crash_left_committed(tmp_path: Path, now_maker: Maker) -> None:
+    """A crash after a batch's commit and before its checkpoint was published leaves
+    entries beyond the published checkpoint: start-up publishes them before serving."""
+    service = prepare(settings_for(tmp_path))
+    append_some(service, now_maker, ["a"])
+    published = service.storage.head()
+    # The log writer commits; the process dies before the publisher runs.
+    outcome = service.storage.append_batch([now_maker.register("b")])
+    assert outcome.size == 2 and service.storage.head() == published
+    service.close()
+    again = prepare(settings_for(tmp_path))
+    try:
+        head = again.storage.head()
+        assert (head.size, head.root) == (2, outcome.root)
+        cp, _ = open_checkpoint(head.checkpoint, [parse_vkey(again.vkey)], ORIGIN)
+        assert (cp.size, cp.root) == (2, outcome.root)
+        assert PublishedCheckpoint(again.settings.published_checkpoint_path).read() == (
+            head.checkpoint
+        )
+    finally:
+        again.close()

@@ -2,7 +2,7 @@
 
 Routes take ``ctx: ContextDep`` and reach storage, sequencer, settings and metrics
 through it; they never build queries themselves (storage does, behind
-``api.storage.base.Storage``).
+``api.storage.base.ReadStorage``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from fastapi import Depends, Request
 
 from api.metrics import Metrics
 from api.problems import ProblemError
-from api.sequencer import Sequencer
+from api.sequencing.queue import Sequencer
 from api.settings import Settings
-from api.storage.base import Storage
+from api.storage.base import ReadStorage
 from ledger.core.encoding import parse_uint
 from ledger.core.errors import FormatError
 
@@ -30,7 +30,7 @@ SHORT = "public, max-age=2"
 class AppContext:
     """The service one application serves: storage, sequencer, settings, log key."""
 
-    storage: Storage
+    storage: ReadStorage
     settings: Settings
     vkey: str
     metrics: Metrics = field(default_factory=Metrics)

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from api import answers
 from api.problems import ProblemError
 from api.routes.deps import IMMUTABLE, SHORT, AppContext, ContextDep, hex32_param, uint_param
 from api.routes.schemas import (
@@ -41,7 +42,6 @@ from ledger.core import merkle
 from ledger.core.ed25519 import key_hash
 from ledger.core.encoding import b64encode
 from ledger.core.entry import parse_entry
-from ledger.core.receipt import Receipt
 from ledger.core.records import Body
 
 router = APIRouter(prefix="/api/v1", tags=["log"])
@@ -291,12 +291,6 @@ def get_consistency_proof(
 # --- receipts -------------------------------------------------------------------------
 
 
-def make_receipt(ctx: AppContext, index: int, tree_size: int, checkpoint: bytes) -> bytes:
-    """The tlog-proof of entry ``index`` against ``checkpoint`` (of ``tree_size``)."""
-    proof = merkle.inclusion_proof(index, tree_size, ctx.storage)
-    return Receipt(index, tuple(proof), checkpoint).encode()
-
-
 @router.get(
     "/receipts/{entry}",
     summary="The receipt of an entry (C2SP tlog-proof)",
@@ -322,8 +316,8 @@ def get_receipt(entry: EntryPath, ctx: ContextDep) -> Response:
     head = ctx.storage.head()
     if i >= head.size:
         raise ProblemError("not_found", f"The log has no entry {i}.", status=404, index=i)
-    receipt = make_receipt(ctx, i, head.size, head.checkpoint)
+    receipt = answers.receipt(ctx.storage, i, head)
     return Response(receipt, media_type=TEXT, headers={"Cache-Control": SHORT})
 
 
-__all__ = ["body_fields", "entry_info", "make_receipt", "router"]
+__all__ = ["body_fields", "entry_info", "router"]

@@ -8,10 +8,11 @@ The service, in order:
    answers 413 ``entry_too_large``);
 2. parses it strictly (``ledger.core.records.parse_record``: 400 ``malformed``, or 422
    ``missing_signature``...), checks its ``log`` is this log (422 ``wrong_log``) and
-   verifies its signatures under the Ed25519 acceptance rule
-   (``ledger.core.records.verify_signatures``: 422 ``bad_signature``, ``wrong_signer``...);
-3. hands it to the sequencer, which applies the semantic rules against the log in
-   the batch's transaction and answers after the commit: 409 for a record that
+   its signers (``ledger.core.records.check_signers``: 422 ``wrong_signer``...);
+3. hands it to the sequencer (``api.sequencing``), whose appender verifies its
+   signatures under the Ed25519 acceptance rule (422 ``bad_signature``), applies the
+   semantic rules against the log in the batch's transaction and answers after the
+   commit and the checkpoint's publication: 409 for a record that
    conflicts with the log's state (``already_endorsed``, ``already_registered``,
    ``not_endorsed``, ``replay``, ``key_reused``, ``already_revoked``), 422 for one
    that can never be sequenced as it is (``clock_skew``, ``too_old``,
@@ -44,10 +45,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api.answers import accepted_document, render_json
+from api import answers
 from api.problems import ProblemError, from_ledger_error, sentence, status_for
 from api.routes.deps import AppContext, get_context
-from api.routes.log import make_receipt, read_entry
 from api.routes.schemas import (
     EX_ENDORSEMENT,
     BatchItem,
@@ -57,16 +57,14 @@ from api.routes.schemas import (
     RecordSubmission,
     problem_responses,
 )
-from api.sequencer import Sequencer, SequencerStopped
+from api.sequencing.queue import Sequencer, SequencerStoppedError
 from api.storage.base import Appended, Rejected
 from ledger.core.errors import LedgerError
-from ledger.core.receipt import Receipt
 from ledger.core.records import (
     MAX_RECORD_SIZE,
     SignedRecord,
     check_signers,
     parse_record,
-    verify_signatures,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
@@ -136,14 +134,11 @@ def record_bytes(media: str, charset: str | None, raw: bytes) -> bytes:
     raise _unsupported(media, "text/plain; charset=utf-8, or application/json")
 
 
-def check_record(ctx: AppContext, data: bytes, *, verify: bool = False) -> SignedRecord:
-    """Parse strictly and verify signatures; raise ProblemError (counted in the metrics).
-
-    When the sequencer checks the Ed25519 signatures itself (in its own process, off
-    this one's GIL: ``api.appender``), only the signers are checked here
-    (``check_signers``), unless ``verify``; a bad signature is then answered by the
-    sequencer, with the same code and status.
-    """
+def check_record(ctx: AppContext, data: bytes) -> SignedRecord:
+    """Parse strictly and check the log and the signers; raise ProblemError (counted in
+    the metrics). The Ed25519 signatures are verified by the sequencer's appender (in
+    its own process, off this one's GIL: ``api.sequencing.child``), which answers a
+    bad one with the same code and status."""
     try:
         if len(data) > MAX_RECORD_SIZE:
             raise ProblemError(
@@ -164,11 +159,7 @@ def check_record(ctx: AppContext, data: bytes, *, verify: bool = False) -> Signe
                     expected=ctx.origin,
                     found=record.body.log,
                 )
-            seq = ctx.sequencer
-            if not verify and seq is not None and seq.verifies_signatures:
-                check_signers(record)
-            else:
-                verify_signatures(record)
+            check_signers(record)
         except LedgerError as e:
             raise from_ledger_error(e) from None
         except ValueError as e:  # a parser bug must still not answer 500
@@ -181,7 +172,7 @@ def check_record(ctx: AppContext, data: bytes, *, verify: bool = False) -> Signe
 
 def _sequencer(ctx: AppContext) -> Sequencer:
     if ctx.sequencer is None:
-        raise SequencerStopped("the sequencer is not running")
+        raise SequencerStoppedError("the sequencer is not running")
     return ctx.sequencer
 
 
@@ -193,26 +184,6 @@ def _rejected(r: Rejected) -> ProblemError:
         field=r.field,
         expected=r.expected,
         found=r.found,
-    )
-
-
-def _accepted(ctx: AppContext, record: SignedRecord, a: Appended) -> dict[str, Any]:
-    """The answer's document (a :class:`RecordAccepted`), reading what the result lacks."""
-    proof = a.held_proof() if a.entry is not None else None
-    if a.entry is not None and proof is not None:
-        # A new entry: the sequencer's result holds its bytes and the hashes of its proof.
-        entry, receipt = a.entry, Receipt(a.index, tuple(proof), a.checkpoint).encode()
-    else:  # an existing entry: read it, and prove it against the batch's checkpoint
-        entry = read_entry(ctx, a.index)
-        receipt = make_receipt(ctx, a.index, a.tree_size, a.checkpoint)
-    return accepted_document(
-        index=a.index,
-        leaf_hash=a.leaf_hash,
-        record_id=record.record_id,
-        existing=a.existing,
-        entry=entry,
-        receipt=receipt,
-        checkpoint=a.checkpoint,
     )
 
 
@@ -278,15 +249,14 @@ async def submit_record(request: Request) -> Response:
     if isinstance(result, Rejected):
         raise _rejected(result)
     location = {"Location": f"/api/v1/entries/{result.index}"}
-    if result.answer is not None and not result.existing:
-        # Rendered by the sequencing child (api.appender): nothing to build here.
-        return Response(result.answer, status_code=201, headers=location, media_type=JSON)
-    if result.entry is not None and (result.proof is not None or result.hashes is not None):
-        accepted = _accepted(ctx, record, result)  # no I/O: stay on the event loop
+    if answers.held(result):  # no I/O: stay on the event loop
+        accepted = answers.accepted_document(None, record.record_id, result)
     else:
-        accepted = await run_in_threadpool(_accepted, ctx, record, result)
+        accepted = await run_in_threadpool(
+            answers.accepted_document, ctx.storage, record.record_id, result
+        )
     return Response(
-        render_json(accepted),
+        answers.render_json(accepted),
         status_code=200 if result.existing else 201,
         headers=location,
         media_type=JSON,
@@ -329,9 +299,7 @@ def _check_batch(
                 raise ProblemError(
                     "invalid_request", "Each record must be a JSON string.", status=422
                 )
-            # Checked here, always: while the sequencer appends one batch, this
-            # checks the next (api.appender.ProcessAppender.append_checked).
-            valid.append((i, check_record(ctx, _utf8(text, "The record"), verify=True)))
+            valid.append((i, check_record(ctx, _utf8(text, "The record"))))
         except ProblemError as p:
             items[i] = BatchItem(status=p.status, code=p.code, detail=p.detail)
     return items, valid
@@ -365,7 +333,7 @@ async def submit_batch(
     tree_size = -1
     if valid:
         results = await asyncio.wrap_future(
-            _sequencer(ctx).submit_many_async([r for _, r in valid], verified=True)
+            _sequencer(ctx).submit_many_async([r for _, r in valid])
         )
         appended: list[tuple[int, Appended]] = []
         for (i, record), result in zip(valid, results, strict=True):
@@ -380,21 +348,15 @@ async def submit_batch(
                 record_id=record.record_id.hex(),
             )
             appended.append((i, result))
-            if result.tree_size > tree_size:
-                tree_size, checkpoint = result.tree_size, result.checkpoint
+            if result.published.size > tree_size:
+                tree_size, checkpoint = result.published.size, result.published.checkpoint
         if receipts and appended:
 
             def add_receipts() -> None:
                 for i, a in appended:
                     item = items[i]
                     assert item is not None
-                    proof = a.held_proof()
-                    receipt = (
-                        make_receipt(ctx, a.index, a.tree_size, a.checkpoint)
-                        if proof is None
-                        else Receipt(a.index, tuple(proof), a.checkpoint).encode()
-                    )
-                    item.receipt = receipt.decode()
+                    item.receipt = answers.appended_receipt(ctx.storage, a).decode()
 
             await run_in_threadpool(add_receipts)
     if not checkpoint:

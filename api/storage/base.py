@@ -1,16 +1,16 @@
-"""The storage interface of the service.
+"""The storage seams of the service: a log writer, a log reader, a projection reader.
 
-The routes and the sequencer see storage only through :class:`Storage`. There is one
-implementation, :class:`api.storage.sql.SqlStorage` (SQLModel over SQLite or
-PostgreSQL); the conformance suite ``tests/storage_conformance.py`` runs against
-every backend.
+There is one implementation, :class:`api.storage.sql.SqlStorage` (SQLModel over
+SQLite or PostgreSQL); the seams are narrow so that what varies is visible, and the
+conformance suite ``tests/storage_conformance.py`` runs against a storage factory
+through them alone.
 
-The log itself (entries, stored Merkle hashes, checkpoints) is the source of truth.
-The projection (signatories, statements, endorsements, tallies) is derived from the
-entries inside the same transaction that appends them, and
-:meth:`Storage.rebuild_projection` rebuilds it from the entries alone.
+The log itself (entries, stored Merkle hashes, the published checkpoint) is the
+source of truth. The projection (signatories, statements, endorsements, tallies) is
+derived from the entries inside the same transaction that appends them, and
+``SqlStorage.rebuild_projection`` rebuilds it from the entries alone.
 
-Sequencing (:meth:`Storage.append_batch`) is one transaction per batch:
+:meth:`LogWriter.append_batch` is one transaction per batch, and signs nothing:
 
 1. lock the log head (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR
    UPDATE`` on the head row), so that exactly one writer, in any process, extends
@@ -23,13 +23,18 @@ Sequencing (:meth:`Storage.append_batch`) is one transaction per batch:
    becomes entry ``size`` (``prev`` = the previous leaf hash, one ``time`` for the
    batch, never less than the previous entry's), its stored hashes and its
    projection effect are written;
-3. compute the new root, sign a checkpoint with the log key, replace the head by
-   compare-and-swap (``UPDATE ... WHERE size = <old size>``), record the checkpoint
-   in the history, commit.
+3. compute the new root, replace the head (size, root, last leaf) by
+   compare-and-swap (``UPDATE ... WHERE size = <old size>``), commit.
 
-Nothing is answered before the commit. Indices are assigned by this code, never by
-a SEQUENCE or an autoincrement (which leave gaps); the record id is UNIQUE in the
-entries table, so deduplication is exact.
+It returns the new size and root and one outcome per record (:class:`BatchOutcome`).
+Signing and publishing the checkpoint is the next stage's, outside that lock
+(``api.checkpoints.CheckpointPublisher``), which then calls
+:meth:`LogWriter.replace_checkpoint`: a compare-and-swap that never goes back.
+:meth:`LogReader.head` is the *published* checkpoint: what ``/checkpoint`` serves
+and what proofs and receipts are built against.
+
+Indices are assigned by this code, never by a SEQUENCE or an autoincrement (which
+leave gaps); the record id is UNIQUE in the entries table, so deduplication is exact.
 
 Every method may raise :class:`StorageError` (database unreachable, lock timeout);
 the service answers it with 503.
@@ -41,8 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ledger.core.merkle import HashReader, inclusion_proof
-from ledger.core.note import NoteSigner
+from ledger.core.errors import LedgerError
 from ledger.core.records import SignedRecord
 from ledger.core.rules import DEFAULT_MAX_AGE_S
 
@@ -59,23 +63,26 @@ class OriginMismatchError(StorageError):
     """The database holds the log of another origin."""
 
 
-#: Signs checkpoints: the log key as a signed-note signer (``keys.signer.NoteSigner``,
-#: from ``Signer.note_signer()``), whose ``name`` must be the log's origin.
-CheckpointSigner = NoteSigner
-
-
-@dataclass(frozen=True)
-class LogHead:
-    """The newest state of the log: its size, root and signed checkpoint."""
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    """The committed tree: its size and root (signed or not yet)."""
 
     size: int
     root: bytes
-    checkpoint: bytes  # the signed note; b"" until the log is initialised (init_log)
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """The published state of the log: a size, its root and the signed checkpoint."""
+
+    size: int
+    root: bytes
+    checkpoint: bytes  # the signed note; b"" until a first checkpoint was published
 
 
 @dataclass(frozen=True)
 class StoredCheckpoint:
-    """A checkpoint the log signed, as kept in its history (one per size)."""
+    """A checkpoint the log published, as kept in its history (one per size)."""
 
     size: int
     root: bytes
@@ -83,46 +90,21 @@ class StoredCheckpoint:
     time_ms: int
 
 
-@dataclass(frozen=True)
-class Appended:
-    """A record that is in the log, at ``index``.
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """What :meth:`LogWriter.append_batch` did with a record: it is at ``index``.
 
-    ``existing`` is True when an identical record (same record id) was already in the
-    log, or earlier in the same batch: nothing new was appended for it (HTTP 200,
-    not 201). ``checkpoint`` is the signed checkpoint committed with the batch (of
-    size ``tree_size``, which includes ``index``): the receipt's checkpoint.
-
-    For a record appended by this batch, a storage may also give the ``entry``
-    bytes and either its inclusion ``proof`` in the tree of ``tree_size``, or
-    ``hashes``, an in-memory ``ledger.core.merkle.HashReader`` holding the stored hashes
-    the batch computed or read (shared by the batch's results), enough for that
-    proof; so that the answer needs no further read (:meth:`held_proof`). None when
-    it does not (a duplicate, for one).
+    ``existing``: an identical record (same record id) was already in the log, or
+    earlier in the same batch; nothing was appended for it. For a record this batch
+    appended, ``entry`` is its bytes and ``proof`` its inclusion proof in the tree
+    the batch left (:attr:`BatchOutcome.size`); both None for an existing one.
     """
 
     index: int
     leaf_hash: bytes
     existing: bool
-    tree_size: int
-    checkpoint: bytes
     entry: bytes | None = field(default=None, compare=False, repr=False)
-    hashes: HashReader | None = field(default=None, compare=False, repr=False)
     proof: tuple[bytes, ...] | None = field(default=None, compare=False, repr=False)
-    #: The HTTP answer's JSON bytes (``api.answers``), when the sequencing child
-    #: rendered them for a new entry: the serving process sends them as they are.
-    answer: bytes | None = field(default=None, compare=False, repr=False)
-
-    def held_proof(self) -> list[bytes] | None:
-        """The inclusion proof: ``proof`` if computed already, else from ``hashes``;
-        None if they do not hold all it needs."""
-        if self.proof is not None:
-            return list(self.proof)
-        if self.hashes is None:
-            return None
-        try:
-            return inclusion_proof(self.index, self.tree_size, self.hashes)
-        except KeyError:
-            return None
 
 
 @dataclass(frozen=True)
@@ -140,6 +122,47 @@ class Rejected:
     field: str | None = None
     expected: str | None = None
     found: str | None = None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def rejected(e: LedgerError) -> Rejected:
+    """The Rejected result of a core error (its code, message, field, expected, found)."""
+    return Rejected(e.code, e.message, e.field, _text(e.expected), _text(e.found))
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """A committed batch: the tree it left (``size``, ``root``) and one result per record."""
+
+    size: int
+    root: bytes
+    results: list[Logged | Rejected]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """A sequenced record, as its submitter is answered: in the log at ``index``.
+
+    ``published`` is the checkpoint published after its batch committed (its size
+    includes ``index``): the receipt's checkpoint. ``entry`` and ``proof`` (the
+    inclusion proof in the tree of ``published.size``) are given when the batch held
+    them, so that the answer needs no further read; None otherwise (an existing
+    entry, or a newer checkpoint published by another process).
+    """
+
+    index: int
+    leaf_hash: bytes
+    existing: bool
+    published: LogHead
+    entry: bytes | None = field(default=None, compare=False, repr=False)
+    proof: tuple[bytes, ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -191,19 +214,57 @@ class Durability:
     warnings: list[str]
 
 
-class Storage(Protocol):
-    """What the service needs from its database. All methods are thread-safe."""
+class LogWriter(Protocol):
+    """Extends the log; never signs. Thread-safe; several processes may share a log."""
 
     origin: str
 
-    # --- the log ---------------------------------------------------------------------
+    def init_log(self) -> TreeHead:
+        """Claim an empty database for this origin (idempotent); the committed tree.
+
+        Raises OriginMismatchError if the database belongs to another origin.
+        """
+        ...
+
+    def append_batch(
+        self,
+        records: Sequence[SignedRecord],
+        *,
+        time_ms: int | None = None,
+        max_age_s: int | None = DEFAULT_MAX_AGE_S,
+    ) -> BatchOutcome:
+        """Sequence ``records`` in ONE transaction (see the module docstring).
+
+        The records must be complete and their signatures already verified
+        (``ledger.core.records.verify_signatures``). ``time_ms`` defaults to the clock;
+        the batch's entries get ``max(time_ms, time of the last entry)``. Returns
+        only after the commit; on an exception nothing was appended.
+        """
+        ...
+
+    def replace_checkpoint(
+        self, size: int, root: bytes, checkpoint: bytes, *, time_ms: int | None = None
+    ) -> LogHead:
+        """Publish ``checkpoint`` (of the committed tree ``size``, ``root``) by
+        compare-and-swap, unless a checkpoint of that size or larger is published
+        already; record it in the history. Returns what is published after: this
+        checkpoint or a larger one. Never goes back. Raises StorageError for a size
+        beyond the committed tree, or another root at the committed size.
+        """
+        ...
+
+
+class LogReader(Protocol):
+    """Reads the log as published. Thread-safe."""
+
+    origin: str
+
+    def head(self) -> LogHead:
+        """The published checkpoint (size, root, signed note)."""
+        ...
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         """``ledger.core.merkle.HashReader`` over the committed tree; raises if one is missing."""
-        ...
-
-    def head(self) -> LogHead:
-        """The committed head (size, root, signed checkpoint)."""
         ...
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
@@ -215,39 +276,16 @@ class Storage(Protocol):
     def index_of_record(self, record_id: bytes) -> int | None: ...
 
     def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
-        """The checkpoint the log signed for exactly ``size``, if it signed one."""
+        """The checkpoint the log published for exactly ``size``, if it published one."""
         ...
 
     def checkpoints(self, *, min_size: int = 0, limit: int = 1000) -> list[StoredCheckpoint]:
         """The checkpoint history, smallest size first, from ``min_size``."""
         ...
 
-    def init_log(self, signer: CheckpointSigner, *, time_ms: int | None = None) -> LogHead:
-        """Claim an empty database for this origin and sign its first checkpoint.
 
-        Idempotent: an initialised log is returned unchanged. Raises
-        OriginMismatchError if the database belongs to another origin.
-        """
-        ...
-
-    def append_batch(
-        self,
-        records: Sequence[SignedRecord],
-        *,
-        signer: CheckpointSigner,
-        time_ms: int | None = None,
-        max_age_s: int | None = DEFAULT_MAX_AGE_S,
-    ) -> list[Appended | Rejected]:
-        """Sequence ``records`` in ONE transaction; one result per record, in order.
-
-        The records must be complete and their signatures already verified
-        (``ledger.core.records.verify_signatures``). ``time_ms`` defaults to the clock;
-        the batch's entries get ``max(time_ms, time of the last entry)``. Returns
-        only after the commit; on an exception nothing was appended.
-        """
-        ...
-
-    # --- the projection (rebuildable from the entries; never a source of truth) -----
+class ProjectionReader(Protocol):
+    """The views the routes read (rebuildable from the entries; never a source of truth)."""
 
     def statements(self, *, offset: int = 0, limit: int = 100) -> list[StatementView]:
         """Statements in log order."""
@@ -280,29 +318,29 @@ class Storage(Protocol):
         """Registered signatories by kind (every kind present, zeros included)."""
         ...
 
-    def rebuild_projection(self) -> int:
-        """Recompute the projection from the entries alone; return the entries replayed."""
-        ...
 
-    # --- operations ------------------------------------------------------------------
-
-    def durability(self) -> Durability: ...
-
-    def close(self) -> None: ...
+class ReadStorage(LogReader, ProjectionReader, Protocol):
+    """What the routes read: the log and the projection."""
 
 
 __all__ = [
     "Appended",
-    "CheckpointSigner",
+    "BatchOutcome",
     "Durability",
     "EndorsementView",
     "LogHead",
+    "LogReader",
+    "LogWriter",
+    "Logged",
     "OriginMismatchError",
+    "ProjectionReader",
+    "ReadStorage",
     "Rejected",
     "SignatoryView",
     "StatementView",
-    "Storage",
     "StorageError",
     "StorageUnavailableError",
     "StoredCheckpoint",
+    "TreeHead",
+    "rejected",
 ]

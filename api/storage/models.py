@@ -2,14 +2,19 @@
 
 The log (source of truth):
 
-* ``log_head``: one row (id 1) with the log's origin, size, root, signed checkpoint,
-  the last leaf hash (the next entry's ``prev``) and the last integration time.
-  Every sequencing transaction locks it first and replaces it by compare-and-swap.
+* ``log_head``: one row (id 1) with the log's origin, the committed tree's size and
+  root, the last leaf hash (the next entry's ``prev``) and the last integration
+  time. Every sequencing transaction locks it first and replaces it by
+  compare-and-swap. It holds no signature: the log writer does not sign.
+* ``published_checkpoint``: one row (id 1), the newest checkpoint published (size,
+  root, signed note; size -1 until the first), replaced by compare-and-swap by the
+  checkpoint publisher (``api.checkpoints``) after a batch committed, never going
+  back.
 * ``entries``: entry ``idx`` (assigned by the sequencer, never by a SEQUENCE or an
   autoincrement, which leave gaps on rollback), its canonical bytes, and its leaf
   hash and record id, both UNIQUE: deduplication is exact, by constraint.
 * ``tree_hashes``: the stored Merkle hashes (``ledger.core.merkle``, stored hash index).
-* ``checkpoints``: every checkpoint the log signed, by size (one per size).
+* ``checkpoints``: every checkpoint the log published, by size (one per size).
 
 The projection (derived from the entries; ``rebuild_projection`` recomputes it):
 ``signatories``, ``signatory_keys``, ``statements``, ``statement_authors``,
@@ -36,7 +41,7 @@ SQLModel.metadata.naming_convention = {
 _NO_AUTOINCREMENT = {"autoincrement": False}
 
 
-class LogHead(SQLModel, table=True):
+class LogHeadRow(SQLModel, table=True):
     __tablename__ = "log_head"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
@@ -44,9 +49,19 @@ class LogHead(SQLModel, table=True):
     origin: str = Field(default="")  # "" until the log is initialised
     size: int = Field(default=0, sa_type=BigInteger)
     root: bytes
-    checkpoint: bytes  # the signed note; b"" until the log is initialised
     last_leaf_hash: bytes
     last_time_ms: int = Field(default=0, sa_type=BigInteger)
+
+
+class PublishedRow(SQLModel, table=True):
+    __tablename__ = "published_checkpoint"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs=_NO_AUTOINCREMENT)
+    size: int = Field(default=-1, sa_type=BigInteger)  # -1: nothing published yet
+    root: bytes
+    checkpoint: bytes  # the signed note; b"" until the first
+    time_ms: int = Field(default=0, sa_type=BigInteger)
 
 
 class EntryRow(SQLModel, table=True):
@@ -146,7 +161,8 @@ class StatementTallyRow(SQLModel, table=True):
 metadata = SQLModel.metadata
 
 # The Core tables, which the storage queries directly (the ORM adds nothing there).
-HEAD: Table = LogHead.__table__  # type: ignore[attr-defined]
+HEAD: Table = LogHeadRow.__table__  # type: ignore[attr-defined]
+PUBLISHED: Table = PublishedRow.__table__  # type: ignore[attr-defined]
 ENTRIES: Table = EntryRow.__table__  # type: ignore[attr-defined]
 HASHES: Table = TreeHash.__table__  # type: ignore[attr-defined]
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
@@ -156,7 +172,7 @@ STATEMENTS: Table = StatementRow.__table__  # type: ignore[attr-defined]
 AUTHORS: Table = StatementAuthorRow.__table__  # type: ignore[attr-defined]
 PAIRS: Table = EndorsementRow.__table__  # type: ignore[attr-defined]
 TALLIES: Table = StatementTallyRow.__table__  # type: ignore[attr-defined]
-LOG_TABLES = ("log_head", "entries", "tree_hashes", "checkpoints")
+LOG_TABLES = ("log_head", "published_checkpoint", "entries", "tree_hashes", "checkpoints")
 PROJECTION_TABLES = (
     "signatories",
     "signatory_keys",
@@ -176,13 +192,15 @@ __all__ = [
     "LOG_TABLES",
     "PAIRS",
     "PROJECTION_TABLES",
+    "PUBLISHED",
     "SIGNATORIES",
     "STATEMENTS",
     "TALLIES",
     "CheckpointRow",
     "EndorsementRow",
     "EntryRow",
-    "LogHead",
+    "LogHeadRow",
+    "PublishedRow",
     "SignatoryKeyRow",
     "SignatoryRow",
     "StatementAuthorRow",

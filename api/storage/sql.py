@@ -1,6 +1,6 @@
 """SqlStorage: the log and its projection in SQLite (default) or PostgreSQL.
 
-Schema: ``api.storage.models``; protocol of a sequencing batch: ``api.storage.base``.
+Schema: ``api.storage.models``; the seams and a sequencing batch: ``api.storage.base``.
 
 **SQLite** (WAL, ``synchronous=FULL``, busy timeout; see ``api.storage.engine``): a
 sequencing transaction starts with ``BEGIN IMMEDIATE``, which takes the database's
@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
+    Table,
     and_,
     delete,
     func,
@@ -50,10 +51,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.storage import models
 from api.storage.base import (
-    Appended,
-    CheckpointSigner,
+    BatchOutcome,
     Durability,
     EndorsementView,
+    Logged,
     LogHead,
     OriginMismatchError,
     Rejected,
@@ -62,6 +63,8 @@ from api.storage.base import (
     StorageError,
     StorageUnavailableError,
     StoredCheckpoint,
+    TreeHead,
+    rejected,
 )
 from api.storage.engine import make_engine
 from api.storage.migrate import upgrade
@@ -73,16 +76,16 @@ from api.storage.models import (
     HEAD,
     KEYS,
     PAIRS,
+    PUBLISHED,
     SIGNATORIES,
     STATEMENTS,
     TALLIES,
 )
 from api.storage.txstate import TxHashes, TxState, chunks, insert_rows, select_in
-from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.encoding import b64encode
 from ledger.core.entry import Entry, parse_entry
-from ledger.core.errors import FormatError, LedgerError, RuleError
-from ledger.core.merkle import leaf_hash, tree_hash
+from ledger.core.errors import FormatError, RuleError
+from ledger.core.merkle import EMPTY_ROOT, inclusion_proof, leaf_hash, tree_hash
 from ledger.core.records import SignedRecord
 from ledger.core.rules import DEFAULT_MAX_AGE_S, evaluate
 from ledger.core.state import KINDS
@@ -97,19 +100,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def rejected(e: LedgerError) -> Rejected:
-    """The Rejected result of a core error (its code, message, field, expected, found)."""
-    return Rejected(e.code, e.message, e.field, _text(e.expected), _text(e.found))
-
-
 # --- the storage -------------------------------------------------------------------
 
 
@@ -118,13 +108,13 @@ class _Head:
     origin: str
     size: int
     root: bytes
-    checkpoint: bytes
     last_leaf_hash: bytes
     last_time_ms: int
 
 
 class SqlStorage:
-    """The :class:`api.storage.base.Storage` of SQLite and PostgreSQL databases.
+    """The log writer, log reader and projection reader (``api.storage.base``) of
+    SQLite and PostgreSQL databases.
 
     ``SqlStorage(url, origin=...)`` opens the database, migrates it to the newest
     schema (unless ``migrate=False``) and checks that it holds the log of ``origin``
@@ -218,31 +208,39 @@ class SqlStorage:
             raise StorageUnavailableError(f"database error: {e.orig}") from e
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[Connection, _Head]]:
-        """A write transaction holding the log's head lock; commits on normal exit."""
+    def _transaction(self, lock: Table) -> Iterator[tuple[Connection, Row[Any]]]:
+        """A write transaction holding the lock of ``lock``'s one row (id 1), which it
+        yields; commits on normal exit. SQLite has one write lock for the whole
+        database (``BEGIN IMMEDIATE``); PostgreSQL locks that row (``FOR UPDATE``)."""
         try:
             with self._writer_turn(), self.engine.connect() as conn:
                 conn.execution_options(ledger_write=True)  # SQLite: BEGIN IMMEDIATE
                 with conn.begin():
-                    q = select(HEAD).where(HEAD.c.id == 1)
+                    q = select(lock).where(lock.c.id == 1)
                     if self.dialect == "postgresql":
                         q = q.with_for_update()
                     row = conn.execute(q).one_or_none()
                     if row is None:
                         raise StorageError(
-                            "the log head row is missing: was the database migrated?"
+                            f"the {lock.name} row is missing: was the database migrated?"
                         )
-                    head = _head(row)
-                    if head.origin not in ("", self.origin):
-                        raise OriginMismatchError(
-                            f"the database holds the log {head.origin!r}, not {self.origin!r}"
-                        )
-                    yield conn, head
+                    yield conn, row
         except IntegrityError as e:
             # A unique constraint fired: someone appended without the head lock.
             raise StorageError(f"constraint violated while appending: {e.orig}") from e
         except DBAPIError as e:
             raise StorageUnavailableError(f"database error: {e.orig}") from e
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Connection, _Head]]:
+        """A write transaction holding the log's head lock; commits on normal exit."""
+        with self._transaction(HEAD) as (conn, row):
+            head = _head(row)
+            if head.origin not in ("", self.origin):
+                raise OriginMismatchError(
+                    f"the database holds the log {head.origin!r}, not {self.origin!r}"
+                )
+            yield conn, head
 
     def _read_head(self) -> _Head:
         with self._read() as conn:
@@ -255,11 +253,10 @@ class SqlStorage:
         *,
         size: int,
         root: bytes,
-        checkpoint: bytes,
         last_leaf_hash: bytes,
         time_ms: int,
     ) -> None:
-        """Replace the head by compare-and-swap and record the checkpoint."""
+        """Replace the head (the committed tree) by compare-and-swap."""
         result = conn.execute(
             update(HEAD)
             .where(and_(HEAD.c.id == 1, HEAD.c.size == old.size, HEAD.c.root == old.root))
@@ -267,7 +264,6 @@ class SqlStorage:
                 origin=self.origin,
                 size=size,
                 root=root,
-                checkpoint=checkpoint,
                 last_leaf_hash=last_leaf_hash,
                 last_time_ms=time_ms,
             )
@@ -276,24 +272,13 @@ class SqlStorage:
             raise StorageError(
                 f"the log head moved during a locked transaction (expected size {old.size})"
             )
-        conn.execute(
-            insert(CHECKPOINTS),
-            {"size": size, "root": root, "checkpoint": checkpoint, "time_ms": time_ms},
-        )
-
-    def _sign(self, signer: CheckpointSigner, size: int, root: bytes) -> bytes:
-        if signer.name != self.origin:
-            raise StorageError(
-                f"the log key is named {signer.name!r}; it must be named after the origin "
-                f"{self.origin!r}"
-            )
-        return sign_checkpoint(Checkpoint(self.origin, size, root), signer)
 
     # --- the log -------------------------------------------------------------------
 
     def head(self) -> LogHead:
-        h = self._read_head()
-        return LogHead(h.size, h.root, h.checkpoint)
+        with self._read() as conn:
+            row = conn.execute(select(PUBLISHED).where(PUBLISHED.c.id == 1)).one()
+        return _published(row)
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         found: dict[int, bytes] = {}
@@ -353,34 +338,25 @@ class SqlStorage:
             ).all()
         return [_stored_checkpoint(r) for r in rows]
 
-    def init_log(self, signer: CheckpointSigner, *, time_ms: int | None = None) -> LogHead:
-        with self._write() as (conn, head):
-            if head.checkpoint:
-                return LogHead(head.size, head.root, head.checkpoint)
-            now = max(_now_ms() if time_ms is None else time_ms, head.last_time_ms)
-            checkpoint = self._sign(signer, head.size, head.root)
-            self._cas_head(
-                conn,
-                head,
-                size=head.size,
-                root=head.root,
-                checkpoint=checkpoint,
-                last_leaf_hash=head.last_leaf_hash,
-                time_ms=now,
-            )
-        logger.info("initialised the log %s", self.origin)
-        return LogHead(head.size, head.root, checkpoint)
+    def init_log(self) -> TreeHead:
+        head = self._read_head()
+        if head.origin != self.origin:
+            with self._write() as (conn, head):
+                if head.origin != self.origin:
+                    conn.execute(update(HEAD).where(HEAD.c.id == 1).values(origin=self.origin))
+            logger.info("claimed the database for the log %s", self.origin)
+        return TreeHead(head.size, head.root)
 
     def append_batch(
         self,
         records: Sequence[SignedRecord],
         *,
-        signer: CheckpointSigner,
         time_ms: int | None = None,
         max_age_s: int | None = DEFAULT_MAX_AGE_S,
-    ) -> list[Appended | Rejected]:
+    ) -> BatchOutcome:
         if not records:
-            return []
+            head = self._read_head()
+            return BatchOutcome(head.size, head.root, [])
         with self._write() as (conn, head):
             now = max(_now_ms() if time_ms is None else time_ms, head.last_time_ms)
             ids = list(dict.fromkeys(r.record_id for r in records))
@@ -392,7 +368,7 @@ class SqlStorage:
             state = TxState(conn)
             state.prefetch(r for r in records if r.record_id not in logged)
             hashes = TxHashes(conn, head.size)
-            size, prev = head.size, head.last_leaf_hash
+            size, prev, root = head.size, head.last_leaf_hash, head.root
             outcomes: list[tuple[int, bytes, bool] | Rejected] = []
             entries: list[dict[str, Any]] = []
             for rec in records:
@@ -425,52 +401,54 @@ class SqlStorage:
                 insert_rows(conn, HASHES, hashes.new)
                 state.flush()
                 root = tree_hash(size, hashes)
-                checkpoint = self._sign(signer, size, root)
-                self._cas_head(
-                    conn,
-                    head,
-                    size=size,
-                    root=root,
-                    checkpoint=checkpoint,
-                    last_leaf_hash=prev,
-                    time_ms=now,
-                )
-            elif head.checkpoint:
-                checkpoint = head.checkpoint
-            else:  # nothing appended to a log never initialised: initialise it now
-                checkpoint = self._sign(signer, head.size, head.root)
-                self._cas_head(
-                    conn,
-                    head,
-                    size=head.size,
-                    root=head.root,
-                    checkpoint=checkpoint,
-                    last_leaf_hash=head.last_leaf_hash,
-                    time_ms=now,
-                )
-        # Committed: only now may anyone be told. A new entry's answer carries its bytes
-        # and its inclusion proof, from the hashes the batch holds (no further read).
+                self._cas_head(conn, head, size=size, root=root, last_leaf_hash=prev, time_ms=now)
+        # Committed. A new entry's result carries its bytes and its inclusion proof, from
+        # the hashes the batch holds (no further read).
         new_data = {e["idx"]: e["data"] for e in entries}
         held = _HeldHashes(hashes.cache)
-        out: list[Appended | Rejected] = []
+        out: list[Logged | Rejected] = []
         for o in outcomes:
             if isinstance(o, Rejected):
                 out.append(o)
             elif o[2]:
-                out.append(Appended(o[0], o[1], True, size, checkpoint))
+                out.append(Logged(o[0], o[1], True))
             else:
-                out.append(
-                    Appended(
-                        o[0],
-                        o[1],
-                        False,
-                        size,
-                        checkpoint,
-                        entry=new_data.get(o[0]),
-                        hashes=held,
-                    )
+                proof = tuple(inclusion_proof(o[0], size, held))
+                out.append(Logged(o[0], o[1], False, new_data[o[0]], proof))
+        return BatchOutcome(size, root, out)
+
+    def replace_checkpoint(
+        self, size: int, root: bytes, checkpoint: bytes, *, time_ms: int | None = None
+    ) -> LogHead:
+        if not checkpoint:
+            raise ValueError("no checkpoint to publish")
+        with self._transaction(PUBLISHED) as (conn, row):
+            current = _published(row)
+            tree = _head(conn.execute(select(HEAD).where(HEAD.c.id == 1)).one())
+            if (
+                size > tree.size
+                or (size == tree.size and root != tree.root)
+                or (size == row.size and root != current.root)
+            ):
+                raise StorageError(
+                    f"refusing to publish a checkpoint of size {size}: the committed tree "
+                    f"has size {tree.size} and root {tree.root.hex()}"
                 )
-        return out
+            if row.size >= size:  # as large or larger already: never go back
+                return current
+            now = max(_now_ms() if time_ms is None else time_ms, row.time_ms)
+            result = conn.execute(
+                update(PUBLISHED)
+                .where(and_(PUBLISHED.c.id == 1, PUBLISHED.c.size == row.size))
+                .values(size=size, root=root, checkpoint=checkpoint, time_ms=now)
+            )
+            if result.rowcount != 1:
+                raise StorageError("the published checkpoint moved during a locked transaction")
+            conn.execute(
+                insert(CHECKPOINTS),
+                {"size": size, "root": root, "checkpoint": checkpoint, "time_ms": now},
+            )
+        return LogHead(size, root, checkpoint)
 
     # --- the projection ------------------------------------------------------------
 
@@ -723,10 +701,15 @@ def _head(row: Row[Any]) -> _Head:
         row.origin,
         row.size,
         bytes(row.root),
-        bytes(row.checkpoint),
         bytes(row.last_leaf_hash),
         row.last_time_ms,
     )
+
+
+def _published(row: Row[Any]) -> LogHead:
+    if row.size < 0:
+        return LogHead(0, EMPTY_ROOT, b"")
+    return LogHead(row.size, bytes(row.root), bytes(row.checkpoint))
 
 
 def _stored_checkpoint(row: Row[Any]) -> StoredCheckpoint:
