@@ -7,29 +7,13 @@
 // status, result.
 
 import { LedgerError } from './errors.js';
-import { parsePolicy, trustFromVkey } from './note.js';
+import { mirrorFetch, trustFrom } from './page.js';
 import { NOT_CHECKED, verifyStatement } from './statement.js';
 
 const $ = (id) => document.getElementById(id);
 const box = $('verify-statement-box');
-const top = new URL('..', document.baseURI); // statement pages are one level down
 
-async function fetchPath(path) {
-  let res;
-  try {
-    res = await fetch(new URL(path, top), { cache: path === 'checkpoint' ? 'no-cache' : 'default' });
-  } catch (e) {
-    throw new LedgerError(`${path}: ${e.message}`, { code: 'unreadable', field: path, exit: 2 });
-  }
-  if (res.status === 404 || res.status === 410) throw new LedgerError(`${path}: no such file`, { code: 'not_found', field: path, exit: 2 });
-  if (!res.ok) throw new LedgerError(`${path}: HTTP ${res.status}`, { code: 'unreadable', field: path, exit: 2 });
-  return new Uint8Array(await res.arrayBuffer());
-}
-
-function trustFrom(text) {
-  const t = text.trim();
-  return /^(log|witness|group|quorum|#)/m.test(t) && t.includes('quorum') ? parsePolicy(t + '\n') : trustFromVkey(t);
-}
+const fetchPath = mirrorFetch(new URL('..', document.baseURI)); // the mirror's top: checkpoint, tiles
 
 async function run() {
   const status = $('status');

@@ -9,33 +9,13 @@
 // data-statement="<id>" and data-count="total" or data-count="<kind>".
 
 import { LedgerError } from './errors.js';
-import { parsePolicy, trustFromVkey } from './note.js';
+import { mirrorFetch, trustFrom } from './page.js';
 import { workerPool } from './pool.js';
 import { verifyLog } from './verify.js';
 
 const $ = (id) => document.getElementById(id);
 
-function base() {
-  // The mirror's root: verify.html sits at the top of the mirror, beside `checkpoint`.
-  return new URL('.', document.baseURI);
-}
-
-async function fetchPath(path) {
-  let res;
-  try {
-    res = await fetch(new URL(path, base()), { cache: path === 'checkpoint' ? 'no-cache' : 'default' });
-  } catch (e) {
-    throw new LedgerError(`${path}: ${e.message}`, { code: 'unreadable', field: path, exit: 2 });
-  }
-  if (res.status === 404 || res.status === 410) throw new LedgerError(`${path}: no such file`, { code: 'not_found', field: path, exit: 2 });
-  if (!res.ok) throw new LedgerError(`${path}: HTTP ${res.status}`, { code: 'unreadable', field: path, exit: 2 });
-  return new Uint8Array(await res.arrayBuffer());
-}
-
-function trustFrom(text) {
-  const t = text.trim();
-  return /^(log|witness|group|quorum|#)/m.test(t) && t.includes('quorum') ? parsePolicy(t + '\n') : trustFromVkey(t);
-}
+const fetchPath = mirrorFetch(new URL('.', document.baseURI)); // the mirror's top: checkpoint, tiles
 
 function pageCounts() {
   const counts = new Map();
