@@ -44,6 +44,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from api.checkpoints import CheckpointPublisher
 from api.storage.base import Rejected
 from api.storage.sql import SqlStorage
 from keys.signer import Signer
@@ -1129,6 +1130,8 @@ class MemoryProjection:
 
 
 #: The log key of the SQL projections' log.
+
+
 SQL_SIGNER = log_signer(ORIGIN)
 
 
@@ -1142,12 +1145,14 @@ class SqlProjection:
         self.cleanup = cleanup
         self.storage = SqlStorage(url, origin=ORIGIN)
         cleanup.callback(self.storage.close)
-        self.storage.init_log(SQL_SIGNER, time_ms=T0 * 1000)
+        self.publisher = CheckpointPublisher(self.storage, SQL_SIGNER, None)
+        self.publisher.publish_head()
 
     def append(self, records: list[SignedRecord], time_ms: int) -> list[Outcome]:
-        results = self.storage.append_batch(
-            records, signer=SQL_SIGNER, time_ms=time_ms, max_age_s=MODEL_MAX_AGE_S
-        )
+        # As the service does: the log writer commits, then the publisher signs and
+        # publishes the new checkpoint.
+        outcome = self.storage.append_batch(records, time_ms=time_ms, max_age_s=MODEL_MAX_AGE_S)
+        results = self.publisher.publish_batch(outcome)
         out: list[Outcome] = []
         for r in results:
             if isinstance(r, Rejected):
