@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m bench [--quick] [--only NAME] [--markdown FILE]``.
 
 The modules run in order (ed25519, merkle, append, proofs, ingest_core,
-ingest_http, api_scale, verify, supporters, browser_verify, mirror). Each ``bench/<name>.py`` has
+ingest_http, api_scale, verify, supporters, browser_verify, witness, mirror). Each ``bench/<name>.py`` has
 ``run(quick: bool) -> list[dict]`` whose rows are {"benchmark", "value", "unit",
 "note"} and optionally "target" (e.g. ">= 0.85") and "ok". A module that is
 missing or raises becomes a failed row with its error; the others still run.
@@ -42,6 +42,7 @@ MODULES = (
     "verify",
     "supporters",
     "browser_verify",
+    "witness",
     "mirror",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
