@@ -1,10 +1,10 @@
 """Run every benchmark: ``python -m bench [--quick] [--only NAME] [--markdown FILE]``.
 
 The modules run in order (ed25519, merkle, append, proofs, ingest_core,
-ingest_http, api_scale, verify, supporters, browser_verify, witness, mirror). Each ``bench/<name>.py`` has
-``run(quick: bool) -> list[dict]`` whose rows are {"benchmark", "value", "unit",
-"note"} and optionally "target" (e.g. ">= 0.85") and "ok". A module that is
-missing or raises becomes a failed row with its error; the others still run.
+ingest_http, api_scale, verify, supporters, browser_verify, witness, mirror). Each
+``bench/<name>.py`` has ``run(quick: bool) -> list[dict]`` whose rows are
+{"benchmark", "value", "unit", "note"} and optionally "target" (e.g. ">= 0.85") and
+"ok". A module that is missing or raises becomes a failed row with its error; the others still run.
 
 Results go to ``bench/results/<timestamp>.json`` with the machine they ran on. In
 full mode each module waits first (up to a minute) for the machine to be idle, so
