@@ -180,13 +180,17 @@ def test_stopped_sequencer_refuses_and_stop_drains_the_queue(maker: Maker) -> No
 
 def test_appender_failure(maker: Maker) -> None:
     fake = FakeAppender()
-    fake.fail = StorageError("database is gone")
+    fake.fail = StorageError("database is gone: host db.internal port 5432 in recovery")
     with Sequencer(fake, batch_max_records=2) as seq:
         with pytest.raises(StorageError, match="gone"):
             submit(seq, maker.register("a"))
-        # A bulk import answers each record of a failed batch, so that it can be retried.
+        # A bulk import answers each record of a failed batch, so that it can be retried,
+        # and tells the client nothing of the driver's message (issue 14).
         results = seq.submit_many_async([maker.register(f"b{i}") for i in range(3)]).result(5)
         assert [getattr(r, "code", None) for r in results] == ["unavailable"] * 3
+        for r in results:
+            assert isinstance(r, Rejected)
+            assert "db.internal" not in r.message and "5432" not in r.message
         fake.fail = None
         assert isinstance(submit(seq, maker.register("c")), Appended)
 

@@ -378,7 +378,11 @@ def _fail(parts: list[_Part], e: BaseException) -> None:
     wakes: _Wakes = {}
     for part in parts:
         if part.job.many:
-            unavailable = Rejected("unavailable", f"not sequenced: {e}; submit again (it is safe)")
+            # The cause (a driver's message can name hosts and ports) is logged above,
+            # never told to the submitter, as for a single submission's 503.
+            unavailable = Rejected(
+                "unavailable", "not sequenced: the log is unavailable; submit again (it is safe)"
+            )
             _deliver(part, [unavailable] * len(part.records), wakes)
         else:
             part.job.finish(None, e, wakes)
