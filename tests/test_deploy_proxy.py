@@ -215,16 +215,17 @@ def test_submissions_are_limited_for_the_server_as_a_whole(stack: dict[str, Any]
 
 
 def test_a_client_that_sends_no_headers_is_cut_off(stack: dict[str, Any]) -> None:
-    raw = socket.create_connection(("127.0.0.1", stack["https"]), timeout=10)
+    """Cut off by the proxy's header deadline (1 s here, 10 s as deployed): the client's
+    own wait, 20 s, never runs out."""
+    raw = socket.create_connection(("127.0.0.1", stack["https"]), timeout=20)
     with stack["ssl"].wrap_socket(raw, server_hostname="localhost") as tls:
         tls.sendall(b"GET /checkpoint HTTP/1.1\r\nHost: local")  # and then nothing
-        started = time.monotonic()
         data = b""
         try:
             while chunk := tls.recv(4096):
                 data += chunk
+        except TimeoutError:
+            pytest.fail("the proxy held a client that never finished its headers")
         except (ConnectionError, ssl.SSLError):
             pass
-        waited = time.monotonic() - started
-    assert waited < 8, waited  # 1 s here (10 s as deployed), not held open
     assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:100]

@@ -130,7 +130,6 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> str
 
 @pytest.mark.slow
 def test_the_wheel_installed_in_a_fresh_venv(tmp_path: Path) -> None:
-    started = time.monotonic()
     env = _env()
     wheel = _build_wheel(tmp_path, env)
     _check_wheel_contents(wheel)
@@ -215,5 +214,3 @@ def test_the_wheel_installed_in_a_fresh_venv(tmp_path: Path) -> None:
             proc.wait()
     served = (tmp_path / "serve.log").read_text(encoding="utf-8", errors="replace")
     assert "Application shutdown complete" in served and "Traceback" not in served
-    elapsed = time.monotonic() - started
-    assert elapsed < TIMEOUT_S, f"took {elapsed:.0f} s"
