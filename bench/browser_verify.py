@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench.rows import print_rows, row
-from tests.browser import chromium, missing, serve
+from tests.browser import VERIFY_PAGE, chromium, missing, serve
 from tests.logfactory import LogFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,14 +40,6 @@ SIZE = 100_000
 QUICK_SIZE = 5_000
 ENDORSERS = 1_000
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Verify</title>
-<script type="module" src="js/verify-page.js"></script></head>
-<body><main><h1>Verify</h1>
-<textarea id="vkey">{vkey}</textarea><button id="verify" disabled>Verify</button>
-<progress id="progress" value="0"></progress><p id="status"></p><p id="result"></p>
-<table><tbody id="tallies"></tbody></table></main></body></html>
-"""
 
 STATEMENT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Statement</title>
@@ -105,7 +97,7 @@ def run(quick: bool) -> list[dict[str, object]]:
         out.append(row(f"browser_build_log_{size}", time.perf_counter() - t, "s", "not measured"))
         shutil.copytree(JS, d / "js")
         vkey = f.log_key.vkey
-        (d / "verify.html").write_text(PAGE.format(vkey=vkey))
+        (d / "verify.html").write_text(VERIFY_PAGE.format(vkey=vkey, statement="", count=0))
         (d / "statement.html").write_text(STATEMENT_PAGE)
         (d / "statement-bench.js").write_text(
             STATEMENT_JS.format(vkey=vkey, sid=sid.hex(), first=first, listed=json.dumps(listed))

@@ -25,16 +25,14 @@ per key, on the log's own keys.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench import rows as bench_rows
-from bench.verify import _CHILD, _row, _WorkerPeak
+from bench.verify import _row, _verify
 from bench.workloads import PARIS_CALL, keys_introduced, supporters_list
 from ledger.core import ed25519
 from ledger.core.entry import parse_entry
@@ -43,31 +41,6 @@ from tests.logfactory import LogFactory
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = {"pynacl": {}, "cryptography": {"LEDGER_ED25519_ACCEL": "0"}}
 RAW_ROUND = 20_000
-
-
-def _verify(log: Path, vkey: str, jobs: int, env: dict[str, str]) -> tuple[dict, dict, float]:
-    cmd = [sys.executable, "-c", _CHILD, "log", str(log), "--log-key", vkey, "--json"]
-    cmd += ["--jobs", str(jobs)]
-    t = time.perf_counter()
-    with subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **env},
-    ) as proc:
-        watch = _WorkerPeak(proc.pid)
-        watch.start()
-        stdout, stderr = proc.communicate()
-        watch.done.set()
-        watch.join()
-    wall = time.perf_counter() - t
-    rss = json.loads(stderr.strip().splitlines()[-1])
-    if rss["exit"] != 0:
-        raise RuntimeError(f"ledger-verify failed: {stdout}{stderr}")
-    rss["workers_kb"] = watch.peak_kb
-    return json.loads(stdout), rss, wall
 
 
 def _triples(f: LogFactory, count: int) -> list[tuple[bytes, bytes, bytes]]:
@@ -137,7 +110,7 @@ def _bench_size(size: int, quick: bool, work: Path, jobs: int) -> list[dict[str,
     for name, env in BACKENDS.items():
         measured = []
         for _ in range(runs):
-            report, rss, wall = _verify(log, f.log_key.vkey, jobs, env)
+            report, rss, wall = _verify(log, f.log_key.vkey, "--jobs", str(jobs), env=env)
             raws.append(_sodium_round(triples))
             rate = int(report["signatures_checked"]) / float(report["elapsed_s"])
             measured.append((rate, rate / ((raws[-2] + raws[-1]) / 2 * jobs), rss, wall))

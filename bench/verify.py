@@ -112,12 +112,20 @@ def _row(
     return row
 
 
-def _verify(log: Path, vkey: str, *extra: str) -> tuple[dict[str, object], dict[str, int], float]:
-    """Run ledger-verify in a child; return its JSON report, peak RSS (kB) and wall time."""
+def _verify(
+    log: Path, vkey: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, object], dict[str, int], float]:
+    """Run ledger-verify in a child (with ``env`` added to the environment); return its
+    JSON report, peak RSS (kB) and wall time."""
     cmd = [sys.executable, "-c", _CHILD, "log", str(log), "--log-key", vkey, "--json", *extra]
     t = time.perf_counter()
     with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
     ) as proc:
         watch = _WorkerPeak(proc.pid)
         watch.start()

@@ -72,6 +72,20 @@ def chromium(profile: Path) -> Iterator[Any]:
         d.quit()
 
 
+#: A bare verifier page (the ids verify-page.js drives), for tests and benchmarks of the
+#: verifier alone; the built site's own verify.html is tested in test_site_browser.py.
+VERIFY_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Verify</title>
+<script type="module" src="js/verify-page.js"></script></head>
+<body><main><h1>Verify</h1>
+<textarea id="vkey">{vkey}</textarea><button id="verify" disabled>Verify</button>
+<progress id="progress" value="0"></progress><p id="status"></p><p id="result"></p>
+<table><tbody id="tallies"></tbody></table>
+<p>Shown: <span data-statement="{statement}" data-count="total">{count}</span></p>
+</main></body></html>
+"""
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map: ClassVar[dict[str, str]] = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -79,8 +93,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         ".mjs": "text/javascript",
     }
 
+    csp: str | None = CSP
+
     def end_headers(self) -> None:
-        self.send_header("Content-Security-Policy", CSP)
+        if self.csp is not None:
+            self.send_header("Content-Security-Policy", self.csp)
         self.send_header("X-Content-Type-Options", "nosniff")
         super().end_headers()
 
@@ -89,8 +106,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(directory: Path) -> Iterator[str]:
-    handler = functools.partial(_Handler, directory=str(directory))
+def serve(directory: Path, csp: str | None = CSP) -> Iterator[str]:
+    """Serve ``directory`` on a free loopback port, with ``csp`` as the
+    Content-Security-Policy header (None: none, the pages' own policies apply)."""
+    handler = functools.partial(
+        type("Handler", (_Handler,), {"csp": csp}), directory=str(directory)
+    )
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -18,22 +18,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, need_browser, serve
+from tests.browser import VERIFY_PAGE, chromium, need_browser, serve
 from tests.logfactory import LogFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "ledger" / "mirror" / "js"
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Verify</title>
-<script type="module" src="js/verify-page.js"></script></head>
-<body><main><h1>Verify</h1>
-<textarea id="vkey">{vkey}</textarea><button id="verify" disabled>Verify</button>
-<progress id="progress" value="0"></progress><p id="status"></p><p id="result"></p>
-<table><tbody id="tallies"></tbody></table>
-<p>Shown: <span data-statement="{statement}" data-count="total">{count}</span></p>
-</main></body></html>
-"""
 
 EDGE = """
 import * as ed from './js/ed25519.js';
@@ -54,7 +44,7 @@ def _site(tmp: Path, f: LogFactory, vkey: str) -> Path:
     shutil.copytree(JS, d / "js", ignore=shutil.ignore_patterns("node-verify.mjs"))
     statement = f.statements[0].hex() if f.statements else ""
     count = 0
-    (d / "verify.html").write_text(PAGE.format(vkey=vkey, statement=statement, count=count))
+    (d / "verify.html").write_text(VERIFY_PAGE.format(vkey=vkey, statement=statement, count=count))
     return d
 
 
@@ -123,7 +113,7 @@ def test_a_damaged_log_and_a_wrong_key_are_invalid(tmp_path: Path, driver: Any) 
         got = _verify(driver, url)
         assert (got["verdict"], got["code"]) == ("invalid", "tile_mismatch"), got
     other = LogFactory(seed="js browser other").log_key.for_origin(f.origin, label="other")
-    (d / "verify.html").write_text(PAGE.format(vkey=other.vkey, statement="", count=0))
+    (d / "verify.html").write_text(VERIFY_PAGE.format(vkey=other.vkey, statement="", count=0))
     with serve(d) as url:
         got = _verify(driver, url)
         assert (got["verdict"], got["code"]) == ("invalid", "unknown_key"), got

@@ -16,9 +16,6 @@ chromium chromium-driver``) and selenium; skipped without them, unless
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,7 +32,7 @@ from ledger.mirror.sync import Mirror
 from ledger.verify.source import DirectorySource
 from ledger.verify.verifier import Trust
 from tests import browser
-from tests.browser import chromium, need_browser
+from tests.browser import chromium, need_browser, serve
 
 try:
     from selenium.webdriver.common.by import By
@@ -90,23 +87,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[str]:
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve(site, csp=None) as url:  # as any static web server: the pages carry theirs
+        yield url
 
 
 @pytest.fixture(scope="module")

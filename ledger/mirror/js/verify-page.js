@@ -8,8 +8,7 @@
 // result, tallies (a table body). The page's own numbers: elements with
 // data-statement="<id>" and data-count="total" or data-count="<kind>".
 
-import { LedgerError } from './errors.js';
-import { mirrorFetch, trustFrom } from './page.js';
+import { mirrorFetch, startPage } from './page.js';
 import { workerPool } from './pool.js';
 import { verifyLog } from './verify.js';
 
@@ -44,21 +43,9 @@ function showTallies(tallies) {
   }
 }
 
-async function run() {
-  const status = $('status');
-  const result = $('result');
+startPage(async (trust, status, seconds) => {
   const progress = $('progress');
-  result.textContent = '';
-  result.className = '';
-  let trust;
-  try {
-    trust = trustFrom($('vkey').value);
-  } catch (e) {
-    status.textContent = `That is not a valid vkey or policy: ${e.message}`;
-    return;
-  }
   const pool = workerPool();
-  const t0 = performance.now();
   status.textContent = `Verifying with ${pool.size || 1} worker(s)…`;
   try {
     const r = await verifyLog(fetchPath, trust, {
@@ -70,31 +57,11 @@ async function run() {
         status.textContent = `Checked ${done.toLocaleString()} of ${total.toLocaleString()} entries…`;
       },
     });
-    const s = ((performance.now() - t0) / 1000).toFixed(1);
-    result.className = 'valid';
-    result.textContent = `Valid: ${r.size.toLocaleString()} entries of ${r.origin}, ` +
-      `${r.signaturesChecked.toLocaleString()} signatures and ${r.tilesChecked.toLocaleString()} tiles checked in ${s} s; root ${r.root}.`;
-    status.textContent = 'Done.';
     showTallies(r.tallies);
-    document.body.dataset.verdict = 'valid';
-  } catch (e) {
-    if (!(e instanceof LedgerError)) throw e;
-    result.className = 'invalid';
-    result.textContent = (e.exit === 2 ? 'Could not read the log: ' : 'INVALID: ') + e.text + ` (code ${e.code})`;
-    status.textContent = 'Done.';
-    document.body.dataset.verdict = e.exit === 2 ? 'unreadable' : 'invalid';
-    document.body.dataset.errorCode = e.code;
+    return `Valid: ${r.size.toLocaleString()} entries of ${r.origin}, ` +
+      `${r.signaturesChecked.toLocaleString()} signatures and ${r.tilesChecked.toLocaleString()} ` +
+      `tiles checked in ${seconds()} s; root ${r.root}.`;
   } finally {
     pool.close();
   }
-}
-
-$('verify').addEventListener('click', () => {
-  run().catch((e) => {
-    $('result').textContent = `Unexpected error: ${e}`;
-    document.body.dataset.verdict = 'error';
-  });
 });
-$('verify').disabled = false;
-const hint = $('needs-server');
-if (hint) hint.hidden = true;
